@@ -1,0 +1,75 @@
+"""The ``k=v; k=v`` grammar shared by ``_mta-sts`` and ``_smtp._tls`` records.
+
+Both records (RFC 8461 §3.1, RFC 8460 §3) have the same shape::
+
+    record    = version 1*(sep field) [sep]
+    version   = %s"v=" <literal>            ; case-sensitive, first
+    sep       = *WSP %x3B *WSP              ; WSP = SP / HTAB
+    field     = name "=" value
+    ext-name  = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
+    ext-value = 1*(%x21-3A / %x3C / %x3E-7E) ; no ';', no '=', no space
+
+Each record then gives some fields a stricter value grammar of its own (``id``
+for MTA-STS, ``rua`` for TLS-RPT); this module only splits and checks the
+generic shape and leaves the per-field rules to the caller.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mtasecure.errors import RecordSyntaxError
+
+__all__ = ["EXT_NAME", "EXT_VALUE", "MAX_RECORD_LENGTH", "split_record"]
+
+MAX_RECORD_LENGTH = 8192
+"""Longest record text accepted, in characters; far above any real record."""
+
+EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", re.ASCII)
+"""An extension name (RFC 8461 §3.1 ``sts-ext-name``, RFC 8460 §3 ``tlsrpt-ext-name``)."""
+EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+", re.ASCII)
+"""An extension value (RFC 8461 §3.1 ``sts-ext-value``, RFC 8460 §3 ``tlsrpt-ext-value``)."""
+
+_SEP = re.compile(r"[ \t]*;[ \t]*", re.ASCII)
+
+
+def split_record(text: str, version: str, *, rule: str) -> list[tuple[str, str]]:
+    """Split a record into its ``(name, value)`` fields after the version.
+
+    Args:
+        text: the whole TXT record, its character-strings already joined.
+        version: the exact version field, e.g. ``"v=STSv1"``.
+        rule: the RFC section to cite in errors.
+
+    Returns:
+        The fields after the version, in order, duplicates included.
+
+    Raises:
+        RecordSyntaxError: the text does not start with ``version``, a
+            separator is malformed, a field has no ``=``, or there is no field
+            after the version.
+    """
+    if len(text) > MAX_RECORD_LENGTH:
+        raise RecordSyntaxError(
+            f"record is {len(text)} characters long, more than {MAX_RECORD_LENGTH}", rule=rule
+        )
+    parts = _SEP.split(text)
+    if parts[0] != version:
+        raise RecordSyntaxError(f"record must start with {version!r}", where="field 1", rule=rule)
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()  # the optional trailing separator
+    fields: list[tuple[str, str]] = []
+    for index, part in enumerate(parts[1:], start=2):
+        name, eq, value = part.partition("=")
+        if not eq or not name:
+            raise RecordSyntaxError(
+                f"{_short(part)!r} is not of the form name=value", where=f"field {index}", rule=rule
+            )
+        fields.append((name, value))
+    if not fields:
+        raise RecordSyntaxError(f"no field after {version!r}", rule=rule)
+    return fields
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
