@@ -1,0 +1,56 @@
+"""The protocols of the I/O seams (ARCHITECTURE.md, "Pluggable means a Protocol")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from mtasecure._http import HttpResponse
+from mtasecure.dnssec import DnsAnswer
+
+__all__ = ["Clock", "HttpClient", "Resolver"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where the shell reads the time; the core is always handed ``now``."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+
+@runtime_checkable
+class Resolver(Protocol):
+    """A DNS resolver whose every answer carries a DNSSEC status (RFC 4033 §5)."""
+
+    async def resolve(self, name: str, rdtype: str) -> DnsAnswer:
+        """Look up ``rdtype`` records at ``name``.
+
+        NXDOMAIN, NODATA and failures are answers, not exceptions: see
+        :class:`~mtasecure.dnssec.DnsAnswer`. Raises
+        :class:`~mtasecure.errors.TransportError` only for misuse of the
+        transport itself (e.g. it was closed).
+        """
+        ...
+
+
+@runtime_checkable
+class HttpClient(Protocol):
+    """An HTTPS client that never follows redirects and caps bodies."""
+
+    async def get(self, url: str, *, max_bytes: int, timeout: float) -> HttpResponse:
+        """GET ``url``; read at most ``max_bytes + 1`` bytes of body.
+
+        Raises:
+            HttpError: the exchange did not complete (connection refused, TLS
+                handshake or certificate failure, protocol error).
+            TransportTimeout: ``timeout`` (seconds, for the whole exchange) ran out.
+        """
+        ...
+
+    async def post(
+        self, url: str, *, body: bytes, content_type: str, timeout: float
+    ) -> HttpResponse:
+        """POST ``body`` to ``url`` (RFC 8460 §5.4 report upload)."""
+        ...
