@@ -38,10 +38,12 @@ system bundle. This module reads no file and no environment.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -99,7 +101,10 @@ class TrustStore:
             UsageError: ``data`` holds no certificate, or a block cannot be read.
         """
         try:
-            certs = x509.load_pem_x509_certificates(data)
+            with warnings.catch_warnings():
+                # Old roots with non-positive serials still anchor real chains.
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                certs = x509.load_pem_x509_certificates(data)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"unreadable PEM trust bundle: {exc}") from exc
         return cls(certs)
@@ -242,6 +247,8 @@ def match_host(
         what = "the certificate has no DNS-ID" + (" and no CN" if cn_fallback else "")
     else:
         what = f"certificate names [{shown}]"
+        if len(presented) >= MAX_SAN_NAMES:
+            what += f" (only the first {MAX_SAN_NAMES} DNS-IDs are considered)"
     return CheckResult.failed(
         FailureReason.CERTIFICATE_HOST_MISMATCH,
         f"{what}; none matches {', '.join(references) or 'a reference name'} "
@@ -363,6 +370,17 @@ def _server_auth_allowed(
         raise ValueError("extendedKeyUsage does not allow id-kp-serverAuth")
 
 
+def _san_profile(
+    policy: verification.Policy, cert: x509.Certificate, san: x509.SubjectAlternativeName | None
+) -> None:
+    # RFC 5280 §4.2.1.6 and the CA/B Forum profile, as cryptography's own EE policy
+    # has it: the subjectAltName is critical only when the subject is empty.
+    if san is None or len(cert.subject) == 0:
+        return
+    if cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical:
+        raise ValueError("subjectAltName must not be critical when the subject is not empty")
+
+
 def _key_cert_sign(
     policy: verification.Policy, cert: x509.Certificate, usage: x509.KeyUsage | None
 ) -> None:
@@ -378,7 +396,7 @@ def _verifier(
     if profile == "webpki":
         ee = (
             verification.ExtensionPolicy.webpki_defaults_ee()
-            .may_be_present(x509.SubjectAlternativeName, agnostic, None)
+            .may_be_present(x509.SubjectAlternativeName, agnostic, _san_profile)
             .may_be_present(
                 x509.ExtendedKeyUsage,
                 verification.Criticality.NON_CRITICAL,
