@@ -363,6 +363,7 @@ def test_public_names_are_pinned() -> None:
         "reference_names",
         "render_tlsa",
         "select_tlsa",
+        "spki_der",
     ]
     for name in mtasecure.dane.__all__:
         assert getattr(mtasecure.dane, name).__doc__ or name.isupper()

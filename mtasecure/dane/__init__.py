@@ -25,6 +25,7 @@ from mtasecure.dane._record import (
     association_data,
     parse_tlsa,
     render_tlsa,
+    spki_der,
 )
 from mtasecure.dane._state import DanePolicy, DaneState, check_dane, plan_dane, reference_names
 
@@ -45,4 +46,5 @@ __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py
     "reference_names",
     "render_tlsa",
     "select_tlsa",
+    "spki_der",
 ]
