@@ -27,6 +27,7 @@ from mtasecure.dane import (
     render_tlsa,
     spki_der,
 )
+from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import TlsaSyntaxError
 from tests.pki import DAY, NOW, pki
 
@@ -250,3 +251,21 @@ def test_spki_is_cut_from_the_certificate_as_encoded(make_key: Callable[[], obje
     )
     assert spki_der(cert) == reencoded
     assert reencoded in cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_from_answer() -> None:
+    """Records as a resolver hands them over (dnspython chunks long hex with spaces)."""
+    long_record = TlsaRecord.for_certificate(LEAF, selector=0, mtype=0)
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TLSA, render_tlsa(long_record))
+    answer = DnsAnswer(
+        name="_25._tcp.mx.example.com",
+        rdtype="TLSA",
+        records=(f"3 1 1 {H32.upper()}", rdata.to_text()),
+        security=Security.SECURE,
+    )
+    assert " " in rdata.to_text()[6:]
+    assert TlsaRecord.from_answer(answer) == (parse_tlsa(f"3 1 1 {H32}"), long_record)
+    with pytest.raises(TlsaSyntaxError):
+        TlsaRecord.from_answer(answer.model_copy(update={"records": ("3 1 1 zz",)}))
+    with pytest.raises(TlsaSyntaxError):
+        TlsaRecord.from_answer(answer.model_copy(update={"rdtype": "MX"}))

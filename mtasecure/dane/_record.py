@@ -29,6 +29,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field
 
+from mtasecure.dnssec import DnsAnswer
 from mtasecure.errors import TlsaSyntaxError
 
 __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py checks
@@ -143,6 +144,21 @@ class TlsaRecord(BaseModel):
             )
         except (AttributeError, TypeError, ValueError) as exc:
             raise TlsaSyntaxError(f"not a TLSA rdata: {type(rdata).__name__}", rule=_RULE) from exc
+
+    @classmethod
+    def from_answer(cls, answer: DnsAnswer) -> tuple[TlsaRecord, ...]:
+        """The records of a TLSA :class:`~mtasecure.dnssec.DnsAnswer`, parsed.
+
+        This says nothing of the answer's DNSSEC status; :func:`~mtasecure.dane.plan_dane`
+        reads both, and counts a record that does not parse as unusable
+        (RFC 6698 §4.1) instead of raising.
+
+        Raises:
+            TlsaSyntaxError: the answer is not for TLSA, or a record does not parse.
+        """
+        if answer.rdtype.upper() != "TLSA":
+            raise TlsaSyntaxError(f"not a TLSA answer: {answer.rdtype}", where=answer.name)
+        return tuple(parse_tlsa(text) for text in answer.records)
 
     @classmethod
     def for_certificate(
