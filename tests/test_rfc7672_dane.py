@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import mtasecure.dane
 from mtasecure.dane import (
+    MAX_TLSA_RECORDS,
     DanePolicy,
     DaneState,
     TlsaRecord,
@@ -142,6 +143,21 @@ def test_host_mismatch_wins_over_other_anchors_failures() -> None:
     chain = PKI.issue(sans=("other.example.net",))
     result = match_tlsa([rr(2, 0, 1, ROOT), rr(2, 0, 1, INTER)], chain, now=NOW, reference_names=MX)
     assert result.reason is MISMATCH
+
+
+@pytest.mark.parametrize(
+    ("position", "ok"), [(MAX_TLSA_RECORDS, True), (MAX_TLSA_RECORDS + 1, False)]
+)
+def test_records_past_the_limit_are_not_tried(position: int, ok: bool) -> None:
+    decoys = [
+        TlsaRecord(usage=3, selector=1, mtype=1, data=bytes([i % 256, i // 256]) * 16)
+        for i in range(position - 1)
+    ]
+    for match in (rr(3, 1, 1, LEAF), rr(2, 0, 1, INTER)):
+        result = match_tlsa([*decoys, match], PKI.chain, now=NOW, reference_names=MX)
+        assert result.ok is ok, result.detail
+        if not ok:
+            assert "MAX_TLSA_RECORDS" in result.detail
 
 
 def test_dane_ta_needs_reference_names() -> None:
@@ -352,6 +368,7 @@ def test_public_names_are_pinned() -> None:
         "DanePolicy",
         "DaneState",
         "MAX_TLSA_DATA_LENGTH",
+        "MAX_TLSA_RECORDS",
         "MatchingType",
         "Selector",
         "TlsaRecord",

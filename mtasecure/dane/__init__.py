@@ -15,7 +15,7 @@ Everything here is pure: no I/O, time is an argument.
 
 from __future__ import annotations
 
-from mtasecure.dane._match import DIGEST_PREFERENCE, match_tlsa, select_tlsa
+from mtasecure.dane._match import DIGEST_PREFERENCE, MAX_TLSA_RECORDS, match_tlsa, select_tlsa
 from mtasecure.dane._record import (
     MAX_TLSA_DATA_LENGTH,
     CertUsage,
@@ -35,6 +35,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py
     "DanePolicy",
     "DaneState",
     "MAX_TLSA_DATA_LENGTH",
+    "MAX_TLSA_RECORDS",
     "MatchingType",
     "Selector",
     "TlsaRecord",
