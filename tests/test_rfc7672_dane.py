@@ -384,3 +384,32 @@ def test_public_names_are_pinned() -> None:
     ]
     for name in mtasecure.dane.__all__:
         assert getattr(mtasecure.dane, name).__doc__ or name.isupper()
+
+
+_POOL = [LEAF, INTER, ROOT, OTHER.leaf.cert, OTHER.inter.cert, OTHER.root.cert]
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> TlsaRecord:
+    usage = draw(st.sampled_from([2, 3]))
+    selector = draw(st.sampled_from([0, 1]))
+    mtype = draw(st.sampled_from([0, 1, 2]))
+    source = draw(st.one_of(st.sampled_from(_POOL), st.binary(min_size=1, max_size=80)))
+    if isinstance(source, bytes):
+        return TlsaRecord(usage=usage, selector=selector, mtype=mtype, data=source)
+    return rr(usage, selector, mtype, source)
+
+
+@given(
+    st.lists(_records(), max_size=5),
+    st.lists(st.sampled_from(_POOL), min_size=1, max_size=5),
+    st.sampled_from([NOW, NOW - 60 * DAY, NOW + 60 * DAY]),
+)
+def test_match_never_raises_and_only_passes_on_a_real_match(
+    records: list[TlsaRecord], chain: list[x509.Certificate], now: object
+) -> None:
+    """Security failures are values (ARCHITECTURE.md); a pass needs a matching record."""
+    result = match_tlsa(records, chain, now=now, reference_names=MX)  # type: ignore[arg-type]
+    assert result.reason in (None, *FailureReason)
+    if result.ok:
+        assert any(r.usable for r in records)
