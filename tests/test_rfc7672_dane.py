@@ -66,6 +66,24 @@ def _not_ca() -> list[x509.Certificate]:
     return [mint("leaf", issuer).cert, issuer.cert]
 
 
+@cache
+def _constrained(permitted: str) -> list[x509.Certificate]:
+    constraint = x509.NameConstraints(
+        permitted_subtrees=[x509.DNSName(permitted)], excluded_subtrees=None
+    )
+    inter = mint(
+        f"dane constrained {permitted}", PKI.root, ca=True, extensions=((constraint, True),)
+    )
+    return [mint("leaf", inter).cert, inter.cert]
+
+
+@cache
+def _path_length_zero() -> list[x509.Certificate]:
+    first = mint("dane pathlen 0", PKI.root, ca=True, path_length=0)
+    second = mint("dane below pathlen 0", first, ca=True)
+    return [mint("leaf", second).cert, second.cert, first.cert]
+
+
 # (id, records, chain factory, reference names, expected, rule)
 Vector = tuple[
     str,
@@ -109,6 +127,9 @@ VECTORS: list[Vector] = [
     ("2 0 1 IDN", lambda: [rr(2, 0, 1, INTER)], lambda: PKI.issue(sans=("xn--mx-hia.example.com",)), ("mxß.example.com",), OK, "RFC 6125 §6.4.2"),
     ("2 0 1 expired leaf", lambda: [rr(2, 0, 1, INTER)], lambda: PKI.issue(not_after=NOW - DAY), MX, EXPIRED, "RFC 6698 §2.1.1 usage 2: PKIX path validation"),
     ("2 0 1 expired TA", lambda: [rr(2, 0, 1, _expired_inter()[1])], _expired_inter, MX, EXPIRED, "RFC 5280 §6.1.3"),
+    ("2 0 1 TA name constraints kept", lambda: [rr(2, 0, 1, _constrained("example.com")[1])], lambda: _constrained("example.com"), MX, OK, "RFC 7672 §3.1.2"),
+    ("2 0 1 TA name constraints broken", lambda: [rr(2, 0, 1, _constrained("example.org")[1])], lambda: _constrained("example.org"), MX, FAILURE, "RFC 7672 §3.1.2: apply the TA's constraints"),
+    ("2 0 1 TA path length broken", lambda: [rr(2, 0, 1, _path_length_zero()[2])], _path_length_zero, MX, FAILURE, "RFC 7671 §5.2.1: path length constraints"),
     ("2 0 1 issuer not a CA", lambda: [rr(2, 0, 1, _not_ca()[1])], _not_ca, MX, FAILURE, "RFC 5280 §4.2.1.9"),
     ("2 0 1 client-auth leaf", lambda: [rr(2, 0, 1, INTER)], lambda: PKI.issue(eku=(CLIENT_AUTH,)), MX, FAILURE, "RFC 5280 §4.2.1.12"),
     ("2 0 1 forged signature", lambda: [rr(2, 0, 1, INTER)], _forged_leaf, MX, FAILURE, "RFC 5280 §6.1.3 (a)(1)"),
