@@ -393,7 +393,7 @@ def _key_cert_sign(
 
 
 def _verifier(
-    store: verification.Store, now: datetime, profile: str
+    store: verification.Store, now: datetime, profile: Profile
 ) -> verification.ClientVerifier:
     agnostic = verification.Criticality.AGNOSTIC
     if profile == "webpki":
