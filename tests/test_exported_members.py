@@ -35,6 +35,7 @@ PUBLIC_MODULES = [
     "mtasecure.dane",
     "mtasecure.errors",
     "mtasecure.results",
+    "mtasecure.sts",
 ]
 
 
