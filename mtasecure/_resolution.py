@@ -228,12 +228,7 @@ class Resolution:
             alias = rrsets.get((self._current, dns.rdatatype.CNAME))
             if alias is None:
                 break
-            if len(alias) != 1:
-                self._finish_failed(
-                    Security.INDETERMINATE,
-                    f"{_text(self._current)} has {len(alias)} CNAME records (RFC 2181 §10.1)",
-                )
-                return
+            # dnspython keeps one record of a CNAME RRset (RFC 2181 §10.1 allows one).
             target = alias[0].target
             self._ttls.append(alias.ttl)
             if target == self.qname or target in self._chain:

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "MAX_DATAGRAMS_PER_QUERY",
     "RESOLV_CONF",
     "BulkResolver",
     "DnsResolver",
@@ -58,6 +59,8 @@ DEFAULT_LIFETIME = 8.0
 """Seconds one lookup may take in all, CNAME re-queries and retries included."""
 DEFAULT_MAX_IN_FLIGHT = 512
 """Bulk mode: most queries outstanding at once over the shared sockets."""
+MAX_DATAGRAMS_PER_QUERY = 8
+"""Most datagrams kept for one waiting query ID (forged or stale ones included)."""
 RESOLV_CONF = Path("/etc/resolv.conf")
 """Where :func:`system_nameservers` reads the system's nameservers."""
 
@@ -166,17 +169,28 @@ def _nameservers(
     return servers
 
 
+class _Waiter:
+    """Datagrams that arrived for one query ID, and the future a query waits on."""
+
+    __slots__ = ("backlog", "future")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.backlog: list[bytes] = []
+
+
 class _UdpChannel(asyncio.DatagramProtocol):
     """One connected UDP socket to one nameserver; replies matched by ID.
 
     The socket is connected, so the kernel drops datagrams from any other
     address or port. Queries waiting on it are keyed by their 16-bit ID; a
-    datagram for no waiting ID is dropped (RFC 5452 §4.3).
+    datagram for no waiting ID is dropped (RFC 5452 §4.3), and at most
+    :data:`MAX_DATAGRAMS_PER_QUERY` are kept for one ID.
     """
 
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
-        self.waiting: dict[int, asyncio.Future[bytes]] = {}
+        self.waiting: dict[int, _Waiter] = {}
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -185,21 +199,23 @@ class _UdpChannel(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         if len(data) < 12:
             return
-        future = self.waiting.get(int.from_bytes(data[:2], "big"))
-        if future is not None and not future.done():
-            future.set_result(data)
+        waiter = self.waiting.get(int.from_bytes(data[:2], "big"))
+        if waiter is not None and len(waiter.backlog) < MAX_DATAGRAMS_PER_QUERY:
+            waiter.backlog.append(data)
+            if not waiter.future.done():
+                waiter.future.set_result(None)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and friends: every query on this socket fails now.
-        for future in self.waiting.values():
-            if not future.done():
-                future.set_exception(DnsError(f"nameserver unreachable: {exc}"))
+        for waiter in self.waiting.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(DnsError(f"nameserver unreachable: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        for future in self.waiting.values():
-            if not future.done():
-                future.set_exception(DnsError("the socket was closed"))
+        for waiter in self.waiting.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(DnsError("the socket was closed"))
 
     def free_id(self) -> int:
         """A random query ID not in use on this socket."""
@@ -211,6 +227,9 @@ class _UdpChannel(asyncio.DatagramProtocol):
     async def exchange(self, query: dns.message.Message, timeout: float) -> dns.message.Message:
         """Send ``query`` (its ID is replaced) and wait for the reply to it.
 
+        Datagrams with the right ID but another question are stale or forged:
+        they are skipped and the wait goes on (RFC 5452 §9.1).
+
         Raises:
             TransportTimeout: no matching reply within ``timeout``.
             DnsError: the reply is malformed, or the socket failed.
@@ -219,24 +238,24 @@ class _UdpChannel(asyncio.DatagramProtocol):
             raise DnsError("the socket is closed")
         loop = asyncio.get_running_loop()
         query.id = self.free_id()
-        wire = query.to_wire()
         deadline = loop.time() + timeout
-        self.transport.sendto(wire)
+        waiter = _Waiter(loop.create_future())
+        self.waiting[query.id] = waiter
         try:
+            self.transport.sendto(query.to_wire())
             while True:
-                future: asyncio.Future[bytes] = loop.create_future()
-                self.waiting[query.id] = future
+                while waiter.backlog:
+                    reply = _parse(waiter.backlog.pop(0))
+                    if query.is_response(reply):
+                        return reply
+                waiter.future = loop.create_future()
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     raise TransportTimeout(f"no reply within {timeout}s")
                 try:
-                    data = await asyncio.wait_for(future, remaining)
+                    await asyncio.wait_for(waiter.future, remaining)
                 except TimeoutError as exc:
                     raise TransportTimeout(f"no reply within {timeout}s") from exc
-                reply = _parse(data)
-                if query.is_response(reply):
-                    return reply
-                # Right ID, wrong question: a stale or forged reply; keep waiting.
         finally:
             self.waiting.pop(query.id, None)
 
@@ -378,7 +397,7 @@ class DnsResolver:
                     reply = await self._udp(server, query)
                     if reply.flags & dns.flags.TC:
                         reply = await _tcp_exchange(server, query, self.timeout)
-                except DnsError as exc:  # TransportTimeout included
+                except (DnsError, TransportTimeout) as exc:
                     problems.append(f"{server}: {exc}")
                     continue
                 if reply.rcode() in _RETRY_RCODES:
