@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dns.name
 from pydantic import BaseModel, ConfigDict
 
 from mtasecure._names import normalize_host
@@ -106,8 +107,9 @@ def parse_mx(answer: DnsAnswer) -> MxSet:
     invalid: list[str] = []
     null = False
     for rdata in rdatas:
-        target = rdata.exchange.to_text()  # type: ignore[attr-defined]
-        if target == ".":
+        exchange = rdata.exchange  # type: ignore[attr-defined]
+        target = exchange.to_text(omit_final_dot=True)
+        if exchange == dns.name.root:
             null = True
             continue
         try:

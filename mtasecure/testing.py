@@ -72,7 +72,11 @@ def _name(name: str) -> str:
 def _canonical(rdtype: str, text: str) -> str:
     try:
         rdata = dns.rdata.from_text(
-            dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), text, origin=dns.name.root
+            dns.rdataclass.IN,
+            dns.rdatatype.from_text(rdtype),
+            text,
+            origin=dns.name.root,
+            relativize=False,
         )
     except (dns.exception.DNSException, ValueError) as exc:
         raise UsageError(f"{rdtype} record {text!r} is not presentation format: {exc}") from exc
