@@ -25,13 +25,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import dns.exception
-import dns.flags
-import dns.message
 import dns.rcode
 from pydantic import BaseModel, ConfigDict
 
-from mtasecure._resolution import MAX_CNAME_CHAIN, Resolution
+from mtasecure._resolution import MAX_CNAME_CHAIN, Question, Resolution
+from mtasecure._wire import FLAG_TC, Reply, parse_reply
 from mtasecure.dnssec import DnsAnswer
 from mtasecure.errors import DnsError, TransportTimeout, UsageError
 
@@ -224,11 +222,12 @@ class _UdpChannel(asyncio.DatagramProtocol):
             if qid not in self.waiting:
                 return qid
 
-    async def exchange(self, query: dns.message.Message, timeout: float) -> dns.message.Message:
-        """Send ``query`` (its ID is replaced) and wait for the reply to it.
+    async def exchange(self, question: Question, timeout: float) -> Reply:
+        """Send ``question`` with a fresh random ID and wait for the reply to it.
 
-        Datagrams with the right ID but another question are stale or forged:
-        they are skipped and the wait goes on (RFC 5452 §9.1).
+        Datagrams with the right ID but another question (or not a reply)
+        are stale or forged: they are skipped and the wait goes on (RFC 5452
+        §9.1). A datagram with the right ID that cannot be read fails the try.
 
         Raises:
             TransportTimeout: no matching reply within ``timeout``.
@@ -237,38 +236,33 @@ class _UdpChannel(asyncio.DatagramProtocol):
         if self.transport is None or self.closed:
             raise DnsError("the socket is closed")
         loop = asyncio.get_running_loop()
-        query.id = self.free_id()
-        deadline = loop.time() + timeout
+        qid = self.free_id()
         waiter = _Waiter(loop.create_future())
-        self.waiting[query.id] = waiter
+        self.waiting[qid] = waiter
+        expiry = loop.call_later(timeout, _expire, waiter, timeout)
         try:
-            self.transport.sendto(query.to_wire())
+            self.transport.sendto(question.to_wire(qid))
             while True:
                 while waiter.backlog:
-                    reply = _parse(waiter.backlog.pop(0))
-                    if query.is_response(reply):
+                    reply = parse_reply(waiter.backlog.pop(0))
+                    if reply.answers(qid, question.key, question.rdtype):
                         return reply
-                waiter.future = loop.create_future()
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                await waiter.future
+                if not waiter.backlog:
                     raise TransportTimeout(f"no reply within {timeout}s")
-                try:
-                    await asyncio.wait_for(waiter.future, remaining)
-                except TimeoutError as exc:
-                    raise TransportTimeout(f"no reply within {timeout}s") from exc
+                waiter.future = loop.create_future()
         finally:
-            self.waiting.pop(query.id, None)
+            expiry.cancel()
+            self.waiting.pop(qid, None)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
 
-def _parse(data: bytes) -> dns.message.Message:
-    try:
-        return dns.message.from_wire(data)
-    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as exc:
-        raise DnsError(f"malformed reply: {exc}") from exc
+def _expire(waiter: _Waiter, timeout: float) -> None:
+    if not waiter.future.done():
+        waiter.future.set_result(None)  # woken with an empty backlog: timed out
 
 
 async def _open_udp(server: Nameserver) -> _UdpChannel:
@@ -283,11 +277,10 @@ async def _open_udp(server: Nameserver) -> _UdpChannel:
     return channel
 
 
-async def _tcp_exchange(
-    server: Nameserver, query: dns.message.Message, timeout: float
-) -> dns.message.Message:
+async def _tcp_exchange(server: Nameserver, question: Question, timeout: float) -> Reply:
     """One query over TCP with a 2-byte length prefix (RFC 1035 §4.2.2, RFC 7766)."""
-    wire = query.to_wire()
+    qid = secrets.randbits(16)
+    wire = question.to_wire(qid)
     writer = None
     try:
         async with asyncio.timeout(timeout):
@@ -303,8 +296,8 @@ async def _tcp_exchange(
     finally:
         if writer is not None:
             writer.close()
-    reply = _parse(data)
-    if not query.is_response(reply):
+    reply = parse_reply(data)
+    if not reply.answers(qid, question.key, question.rdtype):
         raise DnsError(f"TCP reply from {server} does not answer the query")
     return reply
 
@@ -388,25 +381,25 @@ class DnsResolver:
             resolution.give_up(str(exc))
         return resolution.answer()
 
-    async def _ask(self, query: dns.message.Message) -> tuple[dns.message.Message, Nameserver]:
+    async def _ask(self, query: Question) -> tuple[Reply, Nameserver]:
         """Try every nameserver, ``retries + 1`` rounds; TCP when a reply is truncated."""
         problems: list[str] = []
         for _ in range(self.retries + 1):
             for server in self.nameservers:
                 try:
                     reply = await self._udp(server, query)
-                    if reply.flags & dns.flags.TC:
+                    if reply.flags & FLAG_TC:
                         reply = await _tcp_exchange(server, query, self.timeout)
                 except (DnsError, TransportTimeout) as exc:
                     problems.append(f"{server}: {exc}")
                     continue
-                if reply.rcode() in _RETRY_RCODES:
-                    problems.append(f"{server}: {dns.rcode.to_text(reply.rcode())}")
+                if reply.rcode in _RETRY_RCODES:
+                    problems.append(f"{server}: {dns.rcode.to_text(reply.rcode)}")  # type: ignore[arg-type]
                     continue
                 return reply, server
         raise DnsError("no usable reply: " + "; ".join(problems[-len(self.nameservers) :]))
 
-    async def _udp(self, server: Nameserver, query: dns.message.Message) -> dns.message.Message:
+    async def _udp(self, server: Nameserver, query: Question) -> Reply:
         channel = await _open_udp(server)
         try:
             return await channel.exchange(query, self.timeout)
@@ -469,7 +462,7 @@ class BulkResolver(DnsResolver):
         """Resolve many ``(name, rdtype)`` pairs concurrently; answers in the same order."""
         return list(await asyncio.gather(*(self.resolve(n, t) for n, t in queries)))
 
-    async def _udp(self, server: Nameserver, query: dns.message.Message) -> dns.message.Message:
+    async def _udp(self, server: Nameserver, query: Question) -> Reply:
         async with self._slots:
             channel = self._channels.get(server)
             if channel is None or channel.closed:
