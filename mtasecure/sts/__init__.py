@@ -8,6 +8,19 @@ Nothing here performs I/O or reads the clock.
 
 from __future__ import annotations
 
+from mtasecure.sts._cache import (
+    DEFAULT_REFRESH_INTERVAL,
+    FETCH_RETRY_DELAY,
+    CachedPolicy,
+    FetchFailure,
+    Step,
+    StepAction,
+    TxtOutcome,
+    TxtState,
+    plan_after_fetch,
+    plan_refresh,
+    txt_expiry,
+)
 from mtasecure.sts._lint import Finding, Severity, lint_policy, lint_record
 from mtasecure.sts._match import match_mx
 from mtasecure.sts._policy import (
@@ -25,15 +38,23 @@ from mtasecure.sts._record import StsRecord, parse_record, record_name, render_r
 
 # Plain sorted() order, which tests/test_exported_members.py checks.
 __all__ = [  # noqa: RUF022
+    "CachedPolicy",
+    "DEFAULT_REFRESH_INTERVAL",
+    "FETCH_RETRY_DELAY",
+    "FetchFailure",
     "Finding",
     "MAX_AGE_LIMIT",
     "MAX_MX_PATTERNS",
     "MAX_POLICY_BYTES",
     "PolicyMode",
     "Severity",
+    "Step",
+    "StepAction",
     "StsPolicy",
     "StsPublication",
     "StsRecord",
+    "TxtOutcome",
+    "TxtState",
     "build_policy",
     "build_publication",
     "lint_policy",
@@ -41,10 +62,13 @@ __all__ = [  # noqa: RUF022
     "match_mx",
     "parse_policy",
     "parse_record",
+    "plan_after_fetch",
+    "plan_refresh",
     "policy_id",
     "policy_url",
     "record_name",
     "render_policy",
     "render_record",
     "select_record",
+    "txt_expiry",
 ]
