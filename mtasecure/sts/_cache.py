@@ -36,7 +36,9 @@ Decisions where RFC 8461 leaves room:
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -50,8 +52,11 @@ from mtasecure.sts._record import StsRecord
 
 __all__ = [
     "CACHE_FORMAT",
+    "DEFAULT_IDLE_AFTER",
     "DEFAULT_REFRESH_INTERVAL",
+    "DEFAULT_REFRESH_JITTER",
     "FETCH_RETRY_DELAY",
+    "MAX_REFRESH_BATCH",
     "MAX_TXT_TTL",
     "MIN_TXT_TTL",
     "CachedPolicy",
@@ -61,6 +66,7 @@ __all__ = [
     "TxtOutcome",
     "TxtState",
     "plan_after_fetch",
+    "plan_proactive",
     "plan_refresh",
     "txt_expiry",
 ]
@@ -71,6 +77,12 @@ DEFAULT_REFRESH_INTERVAL = timedelta(days=1)
 """Fetch a cached policy again once this long has passed since its fetch (RFC 8461 §3.3: "once per day")."""
 FETCH_RETRY_DELAY = timedelta(minutes=5)
 """Least time between two failed fetches for the same policy id (RFC 8461 §3.3: "five minutes or longer")."""
+DEFAULT_IDLE_AFTER = timedelta(days=7)
+"""Proactive refresh leaves alone the domains that saw no traffic for this long."""
+DEFAULT_REFRESH_JITTER = 0.1
+"""Fraction of the refresh interval over which proactive refreshes are spread."""
+MAX_REFRESH_BATCH = 1000
+"""Most domains one proactive-refresh round plans."""
 MIN_TXT_TTL = 60
 """Shortest time, in seconds, a ``_mta-sts`` TXT answer is cached, whatever its TTL."""
 MAX_TXT_TTL = 86400
@@ -267,6 +279,7 @@ def plan_refresh(
     *,
     failure: FetchFailure | None = None,
     refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL,
+    force: bool = False,
 ) -> Step:
     """Decide what to do with a domain's cached policy given its TXT lookup (RFC 8461 §3.3, §5.1).
 
@@ -276,6 +289,9 @@ def plan_refresh(
         now: the current time.
         failure: the last failed fetch for this domain, if any.
         refresh_interval: fetch again after this long even if the id is unchanged.
+        force: a proactive refresh (RFC 8461 §10.2): fetch even when the id is
+            unchanged, and, when a valid policy is cached, even when the TXT
+            lookup gave no record (for the cached id).
 
     Returns:
         ``USE_CACHED``, ``FETCH`` or ``NO_POLICY`` (the table in the module
@@ -285,6 +301,8 @@ def plan_refresh(
     if cached is not None and not now < cached.expires_at:
         cached, drop = None, True
     record = txt.record if txt.state is TxtState.RECORD else None
+    if record is None and force and cached is not None:
+        record = StsRecord(id=cached.policy_id)
     if record is None:
         if cached is not None:
             return Step(StepAction.USE_CACHED, entry=cached)
@@ -294,7 +312,8 @@ def plan_refresh(
             result = CheckResult.passed("no usable _mta-sts record")
         return Step(StepAction.NO_POLICY, drop=drop, result=result)
     if (
-        cached is not None
+        not force
+        and cached is not None
         and cached.policy_id == record.id
         and now < cached.fetched_at + refresh_interval
     ):
@@ -341,3 +360,53 @@ def plan_after_fetch(
     if cached is not None and now < cached.expires_at:
         return Step(StepAction.USE_CACHED, entry=cached, result=outcome)
     return Step(StepAction.NO_POLICY, drop=cached is not None, result=outcome)
+
+
+def plan_proactive(
+    candidates: Iterable[tuple[CachedPolicy, datetime]],
+    now: datetime,
+    *,
+    refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL,
+    idle_after: timedelta = DEFAULT_IDLE_AFTER,
+    jitter: float = DEFAULT_REFRESH_JITTER,
+    limit: int = MAX_REFRESH_BATCH,
+) -> tuple[str, ...]:
+    """Which cached policies to refresh now, before they expire (RFC 8461 §3.3, §10.2).
+
+    A policy is due when its domain saw traffic within ``idle_after`` (idle
+    domains are not polled), it has not expired (an expired one is simply
+    fetched again on next use), and either ``refresh_interval`` has passed
+    since its fetch, or half its ``max_age`` if that is shorter — less a
+    per-domain jitter of up to ``jitter`` of that interval, so that policies
+    fetched together are not refreshed together. Mode ``none``
+    policies are refreshed like others (that is how a removal completes).
+
+    The jitter is derived from the domain and the fetch time, so the plan is
+    a pure function of its arguments.
+
+    Args:
+        candidates: ``(entry, last_used)`` pairs.
+        now: the current time.
+        refresh_interval: the target time between fetches of one policy.
+        idle_after: domains unused for this long are left alone.
+        jitter: fraction (0..1) of ``refresh_interval`` to spread refreshes over.
+        limit: most domains returned; the soonest to expire come first.
+
+    Returns:
+        The domains to refresh, soonest expiry first.
+    """
+    jitter = min(max(jitter, 0.0), 1.0)
+    due: list[tuple[datetime, str]] = []
+    for entry, last_used in candidates:
+        if now - last_used > idle_after or not now < entry.expires_at:
+            continue
+        interval = min(refresh_interval, (entry.expires_at - entry.fetched_at) / 2)
+        if now >= entry.fetched_at + interval * (1.0 - jitter * _fraction(entry)):
+            due.append((entry.expires_at, entry.domain))
+    due.sort()
+    return tuple(domain for _, domain in due[: max(limit, 0)])
+
+
+def _fraction(entry: CachedPolicy) -> float:
+    seed = f"{entry.domain} {entry.fetched_at.isoformat()}".encode()
+    return int.from_bytes(hashlib.blake2b(seed, digest_size=4).digest()) / 2**32
