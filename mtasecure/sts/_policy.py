@@ -77,7 +77,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
 from mtasecure._tagvalue import EXT_NAME
 from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
-from mtasecure.sts._fast import construct
+from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
 from mtasecure.sts._match import NAME_CACHE_SIZE, cached_host, cached_pattern
 
 __all__ = [
@@ -222,7 +222,9 @@ def parse_policy(text: str | bytes) -> StsPolicy:
     """
     if not (type(text) is str and len(text) <= MAX_POLICY_BYTES and text.isascii()):
         text = _decode(text)  # bytes, non-ASCII text (size in octets, BOM), or too long
-    lines = text.split("\n")  # a final terminator leaves an empty, blank, last line
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()  # what follows the final terminator
     version: str | None = None
     mode: PolicyMode | None = None
     max_age: int | None = None
@@ -295,16 +297,17 @@ def parse_policy(text: str | bytes) -> StsPolicy:
             where="policy",
             rule=_RULE,
         )
-    return construct(
-        StsPolicy,
-        {
-            "version": POLICY_VERSION,
-            "mode": mode,
-            "mx": tuple(mx),
-            "max_age": max_age,
-            "extensions": tuple(extensions.items()),
-        },
-    )
+    policy: StsPolicy = new(StsPolicy)  # every field was validated above
+    state = policy.__dict__
+    state["version"] = POLICY_VERSION
+    state["mode"] = mode
+    state["mx"] = tuple(mx)
+    state["max_age"] = max_age
+    state["extensions"] = tuple(extensions.items()) if extensions else ()
+    set_fields_set(policy, {"version", "mode", "mx", "max_age", "extensions"})
+    set_extra(policy, None)
+    set_private(policy, None)
+    return policy
 
 
 def render_policy(policy: StsPolicy) -> str:
