@@ -74,7 +74,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
+from mtasecure._names import match_wildcard, normalize_host
 from mtasecure._tagvalue import EXT_NAME
 from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
@@ -113,6 +113,8 @@ _KNOWN = frozenset(KNOWN_KEYS)
 _MX, _MAX_AGE, _MODE, _VERSION = 1, 2, 3, 4
 _KIND = {"mx": _MX, "max_age": _MAX_AGE, "mode": _MODE, "version": _VERSION}
 _MX_CACHE: dict[str, str] = {}
+MAX_MEMO_KEY = 300
+"""Longest raw ``mx`` value (name plus surrounding spaces) kept in the parser's memo."""
 _ext_name = EXT_NAME.fullmatch
 _BAD_EXT_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -372,14 +374,17 @@ def _decode(text: str | bytes) -> str:
 
 def _new_mx_pattern(value: str, lines: list[str], line: str) -> str:
     try:
-        pattern = normalize_pattern(value.strip(_WS))
+        pattern = cached_pattern(value.strip(_WS))
     except NameSyntaxError as exc:
         raise _error(
             lines, line, f"mx {_short(value.strip(_WS))!r} is not a host name pattern: {exc}"
         ) from exc
-    if len(_MX_CACHE) >= NAME_CACHE_SIZE:
-        _MX_CACHE.clear()
-    _MX_CACHE[value] = pattern
+    # Only short raw values are remembered: a value padded with 60 KiB of
+    # spaces is still a valid pattern, and must not pin 60 KiB in the memo.
+    if len(value) <= MAX_MEMO_KEY:
+        if len(_MX_CACHE) >= NAME_CACHE_SIZE:
+            _MX_CACHE.clear()
+        _MX_CACHE[value] = pattern
     return pattern
 
 
