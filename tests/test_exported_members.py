@@ -29,7 +29,14 @@ EXPECTED_TOP_LEVEL = {
     "__version__",
 }
 
-PUBLIC_MODULES = ["mtasecure", "mtasecure.errors", "mtasecure.results", "mtasecure.sts"]
+PUBLIC_MODULES = [
+    "mtasecure",
+    "mtasecure.certs",
+    "mtasecure.dane",
+    "mtasecure.errors",
+    "mtasecure.results",
+    "mtasecure.sts",
+]
 
 
 def test_top_level_all_is_pinned() -> None:
