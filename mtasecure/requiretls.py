@@ -838,7 +838,7 @@ def render_failure_dsn(
 
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"Mail Delivery System <{postmaster or 'postmaster@' + mta}>"
-    report["To"] = f"<{reverse_path}>"
+    report["To"] = _ascii_address(reverse_path)
     report["Subject"] = "Undelivered Mail Returned to Sender"
     report["Date"] = date
     report["Message-ID"] = f"<{digest}@{mta}>"
@@ -859,7 +859,8 @@ def render_failure_dsn(
     lines.append("")
     for failure in failures:
         lines += [f"<{failure.recipient}>:", f"    {failure.diagnostic or failure.status}"]
-    text_part = MIMEText("\r\n".join(lines) + "\r\n", "plain", "us-ascii")
+    human = "\r\n".join(lines) + "\r\n"
+    text_part = MIMEText(human, "plain", "us-ascii" if human.isascii() else "utf-8")
     report.attach(text_part)
 
     status = MIMEBase("message", "delivery-status")
@@ -872,13 +873,13 @@ def render_failure_dsn(
     blocks = [per_message]
     for failure in failures:
         block = Message()
-        block["Final-Recipient"] = f"rfc822; {failure.recipient}"
+        block["Final-Recipient"] = _address_field(failure.recipient)
         block["Action"] = "failed"
         block["Status"] = failure.status
         if failure.remote_mta:
-            block["Remote-MTA"] = f"dns; {failure.remote_mta}"
+            block["Remote-MTA"] = f"dns; {_escape_unicode(failure.remote_mta)}"
         if failure.diagnostic:
-            block["Diagnostic-Code"] = f"smtp; {failure.diagnostic}"
+            block["Diagnostic-Code"] = f"smtp; {_escape_unicode(failure.diagnostic)}"
         block["Last-Attempt-Date"] = date
         blocks.append(block)
     status.set_payload(blocks)  # type: ignore[arg-type]  # a list of field blocks (RFC 3464 §2.1)
@@ -900,6 +901,22 @@ def render_failure_dsn(
         ),
         content=content,
     )
+
+
+def _escape_unicode(text: str) -> str:
+    """Non-ASCII characters as ``\\x{HEX}`` (RFC 6533 §3 embedded-unicode-char), for 7-bit fields."""
+    return "".join(c if c.isascii() else f"\\x{{{ord(c):X}}}" for c in text)
+
+
+def _address_field(address: str) -> str:
+    """A Final-Recipient value: ``rfc822`` for ASCII, else the ``utf-8`` type (RFC 6533 §3)."""
+    if address.isascii():
+        return f"rfc822; {address}"
+    return f"utf-8; {_escape_unicode(address)}"
+
+
+def _ascii_address(address: str) -> str:
+    return address if address.isascii() else _escape_unicode(address)
 
 
 def _returned_header(original: HeaderSource) -> str:
