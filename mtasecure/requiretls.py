@@ -63,23 +63,23 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from mtasecure._names import normalize_host
 from mtasecure.errors import MessageSyntaxError, ParseError, UsageError
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py checks
     "ADDRESS_TAG",
+    "Dsn",
     "EHLO_KEYWORD",
+    "FlagSource",
+    "FlaggedMessage",
     "HEADER_FIELD",
     "MAIL_PARAMETER",
     "MAX_RETURNED_HEADER_OCTETS",
-    "STATUS_ENCRYPTION_NEEDED",
-    "STATUS_REQUIRETLS_REQUIRED",
-    "TAG_DELIMITER",
-    "Dsn",
-    "FlagSource",
-    "FlaggedMessage",
     "MessageFlags",
     "ReceiptCheck",
     "RecipientFailure",
     "RequireTlsFailure",
     "RequireTlsSettings",
+    "STATUS_ENCRYPTION_NEEDED",
+    "STATUS_REQUIRETLS_REQUIRED",
+    "TAG_DELIMITER",
     "TlsRequired",
     "check_ehlo_requiretls",
     "check_requiretls_hop",

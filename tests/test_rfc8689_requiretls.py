@@ -42,16 +42,8 @@ from mtasecure.requiretls import (
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def _isort_order(names: list[str]) -> list[str]:
-    # ruff's RUF022 order: CONSTANTS, then Classes, then functions, each sorted.
-    def group(name: str) -> int:
-        return 0 if name.isupper() else 1 if name[0].isupper() else 2
-
-    return sorted(names, key=lambda n: (group(n), n))
-
-
 def test_all_is_pinned() -> None:
-    assert rt.__all__ == _isort_order(rt.__all__)
+    assert rt.__all__ == sorted(rt.__all__)
     assert set(rt.__all__) == {
         "ADDRESS_TAG",
         "EHLO_KEYWORD",
