@@ -55,6 +55,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
+from mtasecure.dane import DanePolicy, DaneState, render_tlsa
 from mtasecure.dnssec import Security
 from mtasecure.errors import ParseError, UsageError
 from mtasecure.requiretls import (
@@ -176,6 +177,31 @@ class MxCandidate(BaseModel):
             return normalize_host(value)
         except ParseError as exc:
             raise ValueError(str(exc)) from exc
+
+    @classmethod
+    def from_dane(
+        cls, host: str, preference: int, policy: DanePolicy, *, implicit: bool = False
+    ) -> MxCandidate:
+        """The candidate for an MX whose TLSA lookup :func:`mtasecure.dane.plan_dane` judged.
+
+        ``no-tlsa`` and ``insecure`` both mean DANE does not apply (RFC 7672 §2.2).
+        """
+        return cls(
+            host=host,
+            preference=preference,
+            tlsa=_FROM_DANE[policy.state],
+            tlsa_records=tuple(render_tlsa(r) for r in policy.records),
+            implicit=implicit,
+        )
+
+
+_FROM_DANE = {
+    DaneState.USABLE: TlsaState.USABLE,
+    DaneState.UNUSABLE: TlsaState.UNUSABLE,
+    DaneState.NO_TLSA: TlsaState.ABSENT,
+    DaneState.INSECURE: TlsaState.ABSENT,
+    DaneState.FAILED: TlsaState.FAILED,
+}
 
 
 class _PolicyLike(Protocol):

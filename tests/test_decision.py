@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mtasecure import decision
+from mtasecure.dane import DanePolicy, DaneState, parse_tlsa
 from mtasecure.decision import (
     Authentication,
     MxCandidate,
@@ -135,6 +136,24 @@ def test_dane_requirement_carries_the_tlsa_set_and_policy_type() -> None:
     assert requirement.tlsa_records == records
     assert requirement.authentication is Authentication.DANE
     assert requirement.policy_type is PolicyType.TLSA
+
+
+@pytest.mark.parametrize(
+    ("state", "tlsa"),
+    [
+        (DaneState.USABLE, TlsaState.USABLE),
+        (DaneState.UNUSABLE, TlsaState.UNUSABLE),
+        (DaneState.NO_TLSA, TlsaState.ABSENT),
+        (DaneState.INSECURE, TlsaState.ABSENT),
+        (DaneState.FAILED, TlsaState.FAILED),
+    ],
+)
+def test_candidate_from_a_dane_policy(state: DaneState, tlsa: TlsaState) -> None:
+    records = (parse_tlsa("3 1 1 " + "ab" * 32),) if state is DaneState.USABLE else ()
+    policy = DanePolicy(state=state, base_domain="mx.example.net", records=records)
+    candidate = MxCandidate.from_dane("mx.example.net", 10, policy)
+    assert candidate.tlsa is tlsa
+    assert candidate.tlsa_records == (("3 1 1 " + "ab" * 32,) if records else ())
 
 
 def test_implicit_mx_is_validated_for_requiretls() -> None:
