@@ -207,7 +207,7 @@ class Sink(RequireTlsHandler):
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.received.append(
             Received(
-                mail_from=envelope.mail_from or "",
+                mail_from="" if envelope.mail_from in (None, "<>") else str(envelope.mail_from),
                 rcpt_tos=list(envelope.rcpt_tos),
                 requiretls=bool(getattr(envelope, "requiretls", False)),
                 tls=session.ssl is not None,
