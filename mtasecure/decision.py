@@ -61,6 +61,7 @@ from mtasecure.errors import ParseError, UsageError
 from mtasecure.requiretls import (
     MessageFlags,
     RequireTlsFailure,
+    check_ehlo_requiretls,
     check_requiretls_hop,
     choose_bounce_failure,
 )
@@ -532,6 +533,69 @@ class SessionObservation(BaseModel):
             return normalize_host(value)
         except ParseError as exc:
             raise ValueError(str(exc)) from exc
+
+    @classmethod
+    def from_probe(
+        cls,
+        probe: _ProbeLike,
+        *,
+        webpki: CheckResult | None = None,
+        dane: CheckResult | None = None,
+    ) -> SessionObservation:
+        """The observation of an SMTP probe (``mtasecure.transport.smtp``'s ``ProbeResult``).
+
+        Args:
+            probe: anything with ``host``, ``starttls_offered``,
+                ``tls_established`` and ``ehlo_tls.keywords`` (``name``, ``params``).
+            webpki: the :func:`mtasecure.certs.check_certificate` result for
+                the presented chain.
+            dane: the :func:`mtasecure.dane.check_dane` result.
+
+        REQUIRETLS counts only in the EHLO reply inside TLS and only without
+        parameters (:func:`~mtasecure.requiretls.check_ehlo_requiretls`).
+        """
+        return _observation_from_probe(probe, webpki=webpki, dane=dane)
+
+
+class _KeywordLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def params(self) -> Sequence[str]: ...
+
+
+class _EhloLike(Protocol):
+    @property
+    def keywords(self) -> Sequence[_KeywordLike]: ...
+
+
+class _ProbeLike(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def starttls_offered(self) -> bool: ...
+    @property
+    def tls_established(self) -> bool: ...
+    @property
+    def ehlo_tls(self) -> _EhloLike | None: ...
+
+
+def _observation_from_probe(
+    probe: _ProbeLike, *, webpki: CheckResult | None, dane: CheckResult | None
+) -> SessionObservation:
+    lines = (
+        [" ".join([k.name, *k.params]) for k in probe.ehlo_tls.keywords]
+        if probe.ehlo_tls is not None
+        else []
+    )
+    return SessionObservation(
+        host=probe.host,
+        starttls_offered=probe.starttls_offered,
+        tls_established=probe.tls_established,
+        webpki=webpki,
+        dane=dane,
+        requiretls_advertised=probe.tls_established and check_ehlo_requiretls(lines),
+    )
 
 
 class SessionOutcome(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -400,3 +402,63 @@ def test_invariants(  # noqa: PLR0917 - one argument per table column
     if requiretls and requirement.usable:
         cleartext = SessionObservation(host="mx.example.net", starttls_offered=False)
         assert not judge(requirement, cleartext).deliver
+
+
+# --- adapters -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Keyword:
+    name: str
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Ehlo:
+    keywords: tuple[_Keyword, ...]
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """The fields of the smtp branch's ProbeResult that from_probe reads."""
+
+    host: str
+    starttls_offered: bool
+    tls_established: bool
+    ehlo_tls: _Ehlo | None
+
+
+@pytest.mark.parametrize(
+    ("keywords", "tls", "advertised"),
+    [
+        ((_Keyword("SIZE", ("10",)), _Keyword("REQUIRETLS")), True, True),
+        ((_Keyword("REQUIRETLS", ("X",)),), True, False),  # RFC 8689 §7: no parameters
+        ((_Keyword("SIZE"),), True, False),
+        ((_Keyword("REQUIRETLS"),), False, False),  # only inside TLS (RFC 8689 §2)
+    ],
+)
+def test_observation_from_probe(
+    keywords: tuple[_Keyword, ...], tls: bool, advertised: bool
+) -> None:
+    probe = _Probe("MX.example.net", True, tls, _Ehlo(keywords))
+    observation = SessionObservation.from_probe(probe, webpki=GOOD)
+    assert observation.host == "mx.example.net"
+    assert observation.tls_established is tls
+    assert observation.requiretls_advertised is advertised
+    assert observation.webpki == GOOD
+    assert SessionObservation.from_probe(_Probe("mx.example.net", False, False, None)).dane is None
+
+
+def test_sts_state_of_a_policy_object() -> None:
+    @dataclass(frozen=True)
+    class Policy:
+        mode: str
+        mx: tuple[str, ...]
+
+    state = StsState.of(
+        Policy("testing", ("*.Example.net",)), failure=FailureReason.STS_POLICY_INVALID
+    )
+    assert state.mode is StsMode.TESTING
+    assert state.mx == ("*.example.net",)
+    assert state.matches("mx.example.net")
+    assert not state.matches("example.net")
