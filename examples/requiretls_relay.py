@@ -22,8 +22,9 @@ example self-contained and lets its test point every MX at loopback.
 Limits of the example: delivery happens before the reply to DATA (no queue);
 one message goes to one domain's MXes in one session per MX; certificates are
 checked with :func:`mtasecure.certs.check_certificate` against the trust
-anchors given (no DANE chain check: give DANE domains through a resolver-fed
-route in a real relay).
+anchors given, from the leaf alone (no intermediates: Python's ``ssl`` gives
+only the leaf; no DANE chain check); no cleartext retry after a failed TLS
+handshake (RFC 7672 §2.2 allows one for opportunistic TLS).
 
 Run it::
 

@@ -126,6 +126,9 @@ _WSP = " \t"
 _TLS_REQUIRED_NO = re.compile(r"[ \t]*(?:\r?\n[ \t]+)*no[ \t]*(?:\r?\n)?", re.ASCII | re.IGNORECASE)
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+", re.ASCII)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+# Header lines end in CRLF (RFC 5322 §2.1); a bare LF is tolerated. Not str.splitlines(),
+# which would also break at NEL, VT, FF, U+2028 and the like inside a field.
+_LINE_END = re.compile(r"\r?\n")
 
 HeaderSource: TypeAlias = bytes | str | Message | Iterable[tuple[str, str]]
 """A message header: raw bytes or text (the body, if any, is ignored), an
@@ -468,7 +471,7 @@ def _split_header(text: str) -> list[tuple[str, str]]:
     of a damaged header would.
     """
     fields: list[tuple[str, str]] = []
-    for line in text.splitlines():
+    for line in _LINE_END.split(text):
         if line == "":
             break
         if line[0] in _WSP:
@@ -936,7 +939,7 @@ def _returned_header(original: HeaderSource) -> str:
     kept: list[str] = []
     size = 0
     field: list[str] = []
-    for line in raw.decode("utf-8", "replace").splitlines():
+    for line in _LINE_END.split(raw.decode("utf-8", "replace")):
         if line[:1] in (" ", "\t") and field:
             field.append(line)
             continue

@@ -238,6 +238,9 @@ FIELD_VECTORS = [
     (b"Subject: x\r\n\r\nTLS-Required: No\r\n", None, "only in the body"),
     (b"Subject: x\r\nX-TLS-Required: No\r\n\r\n", None, "another field"),
     (b"Subject: x\r\n TLS-Required: No\r\n\r\n", None, "a continuation of Subject"),
+    (b"Subject: a\x85TLS-Required: No\r\n\r\n", None, "RFC 5322 §2.1: only CRLF ends a line"),
+    ("Subject: a\u2028TLS-Required: No\r\n\r\n", None, "RFC 5322 §2.1: only CRLF ends a line"),
+    (b"Subject: a\x0cTLS-Required: No\r\n\r\n", None, "RFC 5322 §2.1: only CRLF ends a line"),
     ([("Subject", "x"), ("TLS-REQUIRED", " No")], TlsRequired.NO, "pairs"),
     (email.message_from_bytes(APPENDIX_A2), TlsRequired.NO, "email.message.Message"),
 ]
