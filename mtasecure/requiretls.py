@@ -481,12 +481,10 @@ def _split_header(text: str) -> list[tuple[str, str]]:
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(_WSP)
-        if not (colon and _FIELD_NAME.fullmatch(name)):
-            name, value = (
-                "",
-                "",
-            )  # not a field: kept nameless so continuations do not join the last one
-        fields.append((name, value))
+        if colon and _FIELD_NAME.fullmatch(name):
+            fields.append((name, value))
+        else:
+            fields.append(("", ""))  # not a field: continuations must not join the last one
     return [(name, value) for name, value in fields if name]
 
 
