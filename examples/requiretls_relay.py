@@ -30,7 +30,7 @@ Run it::
 
     python examples/requiretls_relay.py --listen 127.0.0.1:2525 \\
         --cert relay.pem --key relay.key --trust ca.pem --spool /tmp/spool \\
-        --route example.net=mx.example.net@127.0.0.1:2526
+        --route "example.net=mx.example.net@127.0.0.1:2526;secure"
 """
 
 from __future__ import annotations
@@ -544,11 +544,13 @@ class _HopClient(smtplib.SMTP):
 
 
 def _parse_route(text: str) -> tuple[str, Route]:
+    """``domain=mx@address:port``, with ``;secure`` when the MX answer is DNSSEC-secure."""
+    text, _, flag = text.partition(";")
     domain, _, rest = text.partition("=")
     mx, _, where = rest.partition("@")
     address, _, port = where.rpartition(":")
     return domain.lower(), Route(
-        mx_security=Security.INSECURE,
+        mx_security=Security.SECURE if flag == "secure" else Security.INSECURE,
         mx=(MxCandidate(host=mx, preference=10),),
         addresses={mx.lower(): (address, int(port))},
     )
@@ -563,7 +565,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--key", required=True, help="PEM private key for STARTTLS")
     parser.add_argument("--trust", required=True, help="PEM trust anchors for MX certificates")
     parser.add_argument("--spool", required=True, type=Path)
-    parser.add_argument("--route", action="append", default=[], help="domain=mx@address:port")
+    parser.add_argument(
+        "--route", action="append", default=[], help="domain=mx@address:port[;secure]"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -578,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     controller, bound = start_server(
         relay, hostname=args.hostname, tls_context=context, address=address, port=int(port)
     )
-    print(f"relaying on {address}:{bound}; Ctrl-C stops")
+    print(f"relaying on {address}:{bound}; Ctrl-C stops", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -86,8 +86,8 @@ class Ca:
         )
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def server_context(self, name: str) -> ssl.SSLContext:
-        """A server-side TLS context presenting a fresh certificate for ``name``."""
+    def issue_files(self, name: str, directory: Path) -> tuple[Path, Path]:
+        """Write a fresh certificate for ``name`` and its key as PEM files; returns their paths."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
         cert = (
@@ -108,18 +108,22 @@ class Ca:
             )
             .sign(self.key, hashes.SHA256())
         )
+        cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return cert_file, key_file
+
+    def server_context(self, name: str) -> ssl.SSLContext:
+        """A server-side TLS context presenting a fresh certificate for ``name``."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         with tempfile.TemporaryDirectory() as tmp:
-            cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-            cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-            key_file.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            context.load_cert_chain(cert_file, key_file)
+            context.load_cert_chain(*self.issue_files(name, Path(tmp)))
         return context
 
 

@@ -14,9 +14,12 @@ Next hops (aiosmtpd sinks with STARTTLS, certificates minted at test time):
 
 from __future__ import annotations
 
+import os
 import smtplib
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
@@ -29,7 +32,8 @@ from mtasecure.decision import MxCandidate, StsMode, StsState
 from mtasecure.dnssec import Security
 from mtasecure.requiretls import render_tls_required
 
-from .test_requiretls_e2e import Ca, load_example
+from .servers import free_port, stop_process, wait_for_port
+from .test_requiretls_e2e import EXAMPLE, Ca, load_example
 
 pytestmark = pytest.mark.integration
 
@@ -317,3 +321,69 @@ def test_bounce_without_a_route_back_is_spooled(world: World) -> None:
     assert len(spooled) == 1
     assert b"Status: 5.7.30" in spooled[0]
     assert b"To: someone@elsewhere.example" in spooled[0]
+
+
+def test_the_example_runs_from_the_command_line(world: World, tmp_path: Path) -> None:
+    """``python examples/requiretls_relay.py ...`` as a user would start it."""
+    cert, key = world.ca.issue_files("relay-cli.test", tmp_path)
+    trust = tmp_path / "ca.pem"
+    trust.write_bytes(world.ca.pem)
+    port = free_port()
+    log = tmp_path / "relay.log"
+    capable = world.ports["mx.capable.test"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(EXAMPLE),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--hostname",
+                "relay-cli.test",
+                "--cert",
+                str(cert),
+                "--key",
+                str(key),
+                "--trust",
+                str(trust),
+                "--spool",
+                str(tmp_path / "spool"),
+                "--route",
+                f"capable.test=mx.capable.test@127.0.0.1:{capable};secure",
+                "--route",
+                f"insecure.test=mx.capable.test@127.0.0.1:{capable}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=EXAMPLE.parent.parent,
+            env={**os.environ, "PYTHONPATH": str(EXAMPLE.parent.parent)},
+        )
+    try:
+        wait_for_port(port, process=process, log=log)
+        for rcpt, requiretls in [("cli@capable.test", True), ("cli@insecure.test", True)]:
+            client = Client(local_hostname="client.test", timeout=30)
+            client.connect("relay-cli.test", port)
+            try:
+                client.ehlo()
+                client.starttls(context=ssl.create_default_context(cadata=world.ca.pem.decode()))
+                client.ehlo()
+                assert client.has_extn("requiretls")
+                assert (
+                    client.mail("cli@sender.example", ["REQUIRETLS"] if requiretls else [])[0]
+                    == 250
+                )
+                assert client.rcpt(rcpt)[0] == 250
+                assert client.data(message("cli " + rcpt))[0] == 250
+                client.quit()
+            finally:
+                client.close()
+    finally:
+        stop_process(process)
+    # Secure MX answer: step 2 holds, the hop offers REQUIRETLS -> delivered with the parameter.
+    (got,) = world.received("mx.capable.test", "cli@capable.test")
+    assert got.requiretls
+    # Insecure MX answer and no MTA-STS: step 2 fails -> bounced to the spool (no route back).
+    assert world.received("mx.capable.test", "cli@insecure.test") == []
+    bounces = list((tmp_path / "spool" / "bounces").glob("*.eml"))
+    assert len(bounces) == 1
+    assert b"Status: 5.7.10" in bounces[0].read_bytes()
