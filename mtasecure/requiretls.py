@@ -129,6 +129,7 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # Header lines end in CRLF (RFC 5322 §2.1); a bare LF is tolerated. Not str.splitlines(),
 # which would also break at NEL, VT, FF, U+2028 and the like inside a field.
 _LINE_END = re.compile(r"\r?\n")
+_CRLF = "\r\n"
 
 HeaderSource: TypeAlias = bytes | str | Message | Iterable[tuple[str, str]]
 """A message header: raw bytes or text (the body, if any, is ignored), an
@@ -922,16 +923,15 @@ def _ascii_address(address: str) -> str:
 
 def _returned_header(original: HeaderSource) -> str:
     """The original header, whole fields only, at most MAX_RETURNED_HEADER_OCTETS octets."""
-    if isinstance(original, Message):
-        raw = original.as_bytes()
-    elif isinstance(original, str):
+    if isinstance(original, str):
         raw = original.encode("utf-8", "surrogateescape")
     elif isinstance(original, bytes):
         raw = original
     else:
-        raw = "".join(f"{name}: {value}\r\n" for name, value in original).encode(
-            "utf-8", "surrogateescape"
-        )
+        # A Message is read field by field: as_bytes() fails on non-ASCII text in compat32.
+        pairs = original.items() if isinstance(original, Message) else original
+        lines = (f"{name}: {_LINE_END.sub(_CRLF, str(value))}" for name, value in pairs)
+        raw = "".join(line + _CRLF for line in lines).encode("utf-8", "surrogateescape")
     end = _HEADER_END.search(raw)
     raw = raw[: end.start()] if end else raw
     kept: list[str] = []

@@ -544,6 +544,14 @@ def test_dsn_from_a_message_object_and_pairs() -> None:
     assert b"Subject: contract" in _dsn(original=[("Subject", "contract")]).content
 
 
+def test_dsn_from_a_message_with_non_ascii_text() -> None:
+    message = email.message_from_string("Subject: caf\u00e9\nX-Folded: a\n b\n\nbody \u00e9\n")
+    returned = _dsn(original=message).message().get_payload()[2].get_content()  # type: ignore[index]
+    assert "Subject: caf\u00e9" in returned
+    assert "X-Folded: a\r\n b" in returned or "X-Folded: a\n b" in returned
+    assert "body" not in returned
+
+
 def test_dsn_for_an_ordinary_message_has_no_requiretls() -> None:
     dsn = _dsn(flags=MessageFlags())
     assert not dsn.flags.requiretls
