@@ -41,6 +41,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Literal
 
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
@@ -67,6 +68,8 @@ MX can make a sender do."""
 MAX_SAN_NAMES = 500
 """Most subjectAltName DNS-IDs considered per certificate; names past this many
 are ignored (a mismatch says so). Public CAs issue at most a few hundred."""
+
+Profile = Literal["webpki", "dane"]
 
 _EXPIRED_HINT = "not valid at validation time"
 _NO_PATH_HINT = "no interior errors"
@@ -252,7 +255,7 @@ def match_host(
     return CheckResult.failed(
         FailureReason.CERTIFICATE_HOST_MISMATCH,
         f"{what}; none matches {', '.join(references) or 'a reference name'} "
-        "(RFC 6125 §6.4, RFC 8461 §4.1)",
+        + ("(RFC 7672 §3.2.3)" if cn_fallback else "(RFC 6125 §6.4, RFC 8461 §4.1)"),
     )
 
 
@@ -264,7 +267,7 @@ def validate_path(
     *,
     anchors: TrustStore,
     now: datetime,
-    profile: str,
+    profile: Profile,
 ) -> CheckResult | None:
     """Validate the path from ``chain[0]`` to one of ``anchors``; ``None`` when it holds.
 
@@ -335,7 +338,7 @@ def _classify(
     chain: Sequence[x509.Certificate],
     anchors: TrustStore,
     now: datetime,
-    profile: str,
+    profile: Profile,
 ) -> CheckResult:
     # cryptography's messages are not a stable API; each branch below is pinned
     # by a test vector, and the validity scan is the version-proof fallback.
@@ -390,7 +393,7 @@ def _key_cert_sign(
 
 
 def _verifier(
-    store: verification.Store, now: datetime, profile: str
+    store: verification.Store, now: datetime, profile: Profile
 ) -> verification.ClientVerifier:
     agnostic = verification.Criticality.AGNOSTIC
     if profile == "webpki":

@@ -50,6 +50,8 @@ def mint(
     key_role: str | None = None,
     san_critical: bool = False,
     key_cert_sign: bool = True,
+    ca_eku: tuple[x509.ObjectIdentifier, ...] | None = None,
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
 ) -> Issued:
     """Mint one certificate; self-signed when ``issuer`` is ``None``."""
     own = key(key_role or cn)
@@ -71,6 +73,10 @@ def mint(
         )
         .add_extension(_key_usage(ca=ca, key_cert_sign=key_cert_sign), critical=True)
     )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    if ca and ca_eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(ca_eku)), critical=False)
     if not ca:
         if sans:
             builder = builder.add_extension(

@@ -35,7 +35,7 @@ from mtasecure.certs import (
 from mtasecure.errors import NameSyntaxError, UsageError
 from mtasecure.results import FailureReason
 from mtasecure.transport import trust as shell_trust
-from tests.pki import CLIENT_AUTH, DAY, NOW, mint, pki
+from tests.pki import CLIENT_AUTH, DAY, NOW, SERVER_AUTH, mint, pki
 
 PKI = pki("certs")
 TRUST = TrustStore([PKI.root.cert])
@@ -65,6 +65,19 @@ def _path_length() -> list[x509.Certificate]:
 
 def _no_key_cert_sign() -> list[x509.Certificate]:
     inter = mint("no keyCertSign", PKI.root, ca=True, key_cert_sign=False)
+    return [mint("leaf", inter).cert, inter.cert]
+
+
+def _ca_eku(*usages: x509.ObjectIdentifier) -> list[x509.Certificate]:
+    inter = mint(f"eku {len(usages)} {usages[0].dotted_string}", PKI.root, ca=True, ca_eku=usages)
+    return [mint("leaf", inter).cert, inter.cert]
+
+
+def _name_constrained(permitted: str) -> list[x509.Certificate]:
+    constraint = x509.NameConstraints(
+        permitted_subtrees=[x509.DNSName(permitted)], excluded_subtrees=None
+    )
+    inter = mint(f"constrained to {permitted}", PKI.root, ca=True, extensions=((constraint, True),))
     return [mint("leaf", inter).cert, inter.cert]
 
 
@@ -129,6 +142,10 @@ VECTORS: list[tuple[str, Callable[[], list[x509.Certificate]], str, FailureReaso
     ("IP SAN only", _ip_san, "mx.example.com", MISMATCH, "RFC 6125 §6.4: DNS-ID only"),
     ("client-auth EKU", lambda: PKI.issue(eku=(CLIENT_AUTH,)), "mx.example.com", UNTRUSTED, "RFC 5280 §4.2.1.12"),
     ("no EKU", lambda: PKI.issue(eku=None), "mx.example.com", None, "RFC 5280 §4.2.1.12"),
+    ("intermediate EKU serverAuth+clientAuth", lambda: _ca_eku(SERVER_AUTH, CLIENT_AUTH), "mx.example.com", None, "RFC 5280 §4.2.1.12 (CA/B Forum)"),
+    ("intermediate EKU clientAuth only", lambda: _ca_eku(CLIENT_AUTH), "mx.example.com", UNTRUSTED, "RFC 5280 §4.2.1.12 (CA/B Forum)"),
+    ("inside name constraints", lambda: _name_constrained("example.com"), "mx.example.com", None, "RFC 5280 §4.2.1.10"),
+    ("outside name constraints", lambda: _name_constrained("example.org"), "mx.example.com", UNTRUSTED, "RFC 5280 §4.2.1.10, RFC 8460 §4.3.1"),
     ("issuer not a CA", _not_ca_inter, "mx.example.com", UNTRUSTED, "RFC 5280 §4.2.1.9"),
     ("path length exceeded", _path_length, "mx.example.com", UNTRUSTED, "RFC 5280 §4.2.1.9"),
     ("CA key without keyCertSign", _no_key_cert_sign, "mx.example.com", UNTRUSTED, "RFC 5280 §4.2.1.3"),

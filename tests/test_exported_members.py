@@ -31,7 +31,9 @@ EXPECTED_TOP_LEVEL = {
 
 PUBLIC_MODULES = [
     "mtasecure",
+    "mtasecure.certs",
     "mtasecure.client",
+    "mtasecure.dane",
     "mtasecure.errors",
     "mtasecure.mx",
     "mtasecure.results",

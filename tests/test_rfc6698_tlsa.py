@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,9 +25,11 @@ from mtasecure.dane import (
     association_data,
     parse_tlsa,
     render_tlsa,
+    spki_der,
 )
+from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import TlsaSyntaxError
-from tests.pki import pki
+from tests.pki import DAY, NOW, pki
 
 PKI = pki("tlsa")
 LEAF = PKI.leaf.cert
@@ -210,3 +216,56 @@ def test_enums_follow_the_iana_registries() -> None:
     assert [int(u) for u in CertUsage] == [0, 1, 2, 3, 255]
     assert [int(s) for s in Selector] == [0, 1, 255]
     assert [int(m) for m in MatchingType] == [0, 1, 2, 255]
+
+
+def _self_signed(private_key: object) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key test")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())  # type: ignore[attr-defined]
+        .serial_number(1)
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+    )
+    digest = None if isinstance(private_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(private_key, digest)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+        lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ed25519.Ed25519PrivateKey.generate,
+    ],
+    ids=["P-256", "P-384", "RSA-2048", "Ed25519"],
+)
+def test_spki_is_cut_from_the_certificate_as_encoded(make_key: Callable[[], object]) -> None:
+    """RFC 6698 §2.1.2: selector 1 is the certificate's own DER SubjectPublicKeyInfo."""
+    cert = _self_signed(make_key())
+    reencoded = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert spki_der(cert) == reencoded
+    assert reencoded in cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_from_answer() -> None:
+    """Records as a resolver hands them over (dnspython chunks long hex with spaces)."""
+    long_record = TlsaRecord.for_certificate(LEAF, selector=0, mtype=0)
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TLSA, render_tlsa(long_record))
+    answer = DnsAnswer(
+        name="_25._tcp.mx.example.com",
+        rdtype="TLSA",
+        records=(f"3 1 1 {H32.upper()}", rdata.to_text()),
+        security=Security.SECURE,
+    )
+    assert " " in rdata.to_text()[6:]
+    assert TlsaRecord.from_answer(answer) == (parse_tlsa(f"3 1 1 {H32}"), long_record)
+    with pytest.raises(TlsaSyntaxError):
+        TlsaRecord.from_answer(answer.model_copy(update={"records": ("3 1 1 zz",)}))
+    with pytest.raises(TlsaSyntaxError):
+        TlsaRecord.from_answer(answer.model_copy(update={"rdtype": "MX"}))

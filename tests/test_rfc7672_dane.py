@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import mtasecure.dane
 from mtasecure.dane import (
+    MAX_TLSA_RECORDS,
     DanePolicy,
     DaneState,
     TlsaRecord,
@@ -65,6 +66,24 @@ def _not_ca() -> list[x509.Certificate]:
     return [mint("leaf", issuer).cert, issuer.cert]
 
 
+@cache
+def _constrained(permitted: str) -> list[x509.Certificate]:
+    constraint = x509.NameConstraints(
+        permitted_subtrees=[x509.DNSName(permitted)], excluded_subtrees=None
+    )
+    inter = mint(
+        f"dane constrained {permitted}", PKI.root, ca=True, extensions=((constraint, True),)
+    )
+    return [mint("leaf", inter).cert, inter.cert]
+
+
+@cache
+def _path_length_zero() -> list[x509.Certificate]:
+    first = mint("dane pathlen 0", PKI.root, ca=True, path_length=0)
+    second = mint("dane below pathlen 0", first, ca=True)
+    return [mint("leaf", second).cert, second.cert, first.cert]
+
+
 # (id, records, chain factory, reference names, expected, rule)
 Vector = tuple[
     str,
@@ -108,6 +127,9 @@ VECTORS: list[Vector] = [
     ("2 0 1 IDN", lambda: [rr(2, 0, 1, INTER)], lambda: PKI.issue(sans=("xn--mx-hia.example.com",)), ("mxß.example.com",), OK, "RFC 6125 §6.4.2"),
     ("2 0 1 expired leaf", lambda: [rr(2, 0, 1, INTER)], lambda: PKI.issue(not_after=NOW - DAY), MX, EXPIRED, "RFC 6698 §2.1.1 usage 2: PKIX path validation"),
     ("2 0 1 expired TA", lambda: [rr(2, 0, 1, _expired_inter()[1])], _expired_inter, MX, EXPIRED, "RFC 5280 §6.1.3"),
+    ("2 0 1 TA name constraints kept", lambda: [rr(2, 0, 1, _constrained("example.com")[1])], lambda: _constrained("example.com"), MX, OK, "RFC 7672 §3.1.2"),
+    ("2 0 1 TA name constraints broken", lambda: [rr(2, 0, 1, _constrained("example.org")[1])], lambda: _constrained("example.org"), MX, FAILURE, "RFC 7672 §3.1.2: apply the TA's constraints"),
+    ("2 0 1 TA path length broken", lambda: [rr(2, 0, 1, _path_length_zero()[2])], _path_length_zero, MX, FAILURE, "RFC 7671 §5.2.1: path length constraints"),
     ("2 0 1 issuer not a CA", lambda: [rr(2, 0, 1, _not_ca()[1])], _not_ca, MX, FAILURE, "RFC 5280 §4.2.1.9"),
     ("2 0 1 client-auth leaf", lambda: [rr(2, 0, 1, INTER)], lambda: PKI.issue(eku=(CLIENT_AUTH,)), MX, FAILURE, "RFC 5280 §4.2.1.12"),
     ("2 0 1 forged signature", lambda: [rr(2, 0, 1, INTER)], _forged_leaf, MX, FAILURE, "RFC 5280 §6.1.3 (a)(1)"),
@@ -142,6 +164,21 @@ def test_host_mismatch_wins_over_other_anchors_failures() -> None:
     chain = PKI.issue(sans=("other.example.net",))
     result = match_tlsa([rr(2, 0, 1, ROOT), rr(2, 0, 1, INTER)], chain, now=NOW, reference_names=MX)
     assert result.reason is MISMATCH
+
+
+@pytest.mark.parametrize(
+    ("position", "ok"), [(MAX_TLSA_RECORDS, True), (MAX_TLSA_RECORDS + 1, False)]
+)
+def test_records_past_the_limit_are_not_tried(position: int, ok: bool) -> None:
+    decoys = [
+        TlsaRecord(usage=3, selector=1, mtype=1, data=bytes([i % 256, i // 256]) * 16)
+        for i in range(position - 1)
+    ]
+    for match in (rr(3, 1, 1, LEAF), rr(2, 0, 1, INTER)):
+        result = match_tlsa([*decoys, match], PKI.chain, now=NOW, reference_names=MX)
+        assert result.ok is ok, result.detail
+        if not ok:
+            assert "MAX_TLSA_RECORDS" in result.detail
 
 
 def test_dane_ta_needs_reference_names() -> None:
@@ -352,6 +389,7 @@ def test_public_names_are_pinned() -> None:
         "DanePolicy",
         "DaneState",
         "MAX_TLSA_DATA_LENGTH",
+        "MAX_TLSA_RECORDS",
         "MatchingType",
         "Selector",
         "TlsaRecord",
@@ -363,6 +401,36 @@ def test_public_names_are_pinned() -> None:
         "reference_names",
         "render_tlsa",
         "select_tlsa",
+        "spki_der",
     ]
     for name in mtasecure.dane.__all__:
         assert getattr(mtasecure.dane, name).__doc__ or name.isupper()
+
+
+_POOL = [LEAF, INTER, ROOT, OTHER.leaf.cert, OTHER.inter.cert, OTHER.root.cert]
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> TlsaRecord:
+    usage = draw(st.sampled_from([2, 3]))
+    selector = draw(st.sampled_from([0, 1]))
+    mtype = draw(st.sampled_from([0, 1, 2]))
+    source = draw(st.one_of(st.sampled_from(_POOL), st.binary(min_size=1, max_size=80)))
+    if isinstance(source, bytes):
+        return TlsaRecord(usage=usage, selector=selector, mtype=mtype, data=source)
+    return rr(usage, selector, mtype, source)
+
+
+@given(
+    st.lists(_records(), max_size=5),
+    st.lists(st.sampled_from(_POOL), min_size=1, max_size=5),
+    st.sampled_from([NOW, NOW - 60 * DAY, NOW + 60 * DAY]),
+)
+def test_match_never_raises_and_only_passes_on_a_real_match(
+    records: list[TlsaRecord], chain: list[x509.Certificate], now: object
+) -> None:
+    """Security failures are values (ARCHITECTURE.md); a pass needs a matching record."""
+    result = match_tlsa(records, chain, now=now, reference_names=MX)  # type: ignore[arg-type]
+    assert result.reason in (None, *FailureReason)
+    if result.ok:
+        assert any(r.usable for r in records)

@@ -15,7 +15,7 @@ Everything here is pure: no I/O, time is an argument.
 
 from __future__ import annotations
 
-from mtasecure.dane._match import DIGEST_PREFERENCE, match_tlsa, select_tlsa
+from mtasecure.dane._match import DIGEST_PREFERENCE, MAX_TLSA_RECORDS, match_tlsa, select_tlsa
 from mtasecure.dane._record import (
     MAX_TLSA_DATA_LENGTH,
     CertUsage,
@@ -25,6 +25,7 @@ from mtasecure.dane._record import (
     association_data,
     parse_tlsa,
     render_tlsa,
+    spki_der,
 )
 from mtasecure.dane._state import DanePolicy, DaneState, check_dane, plan_dane, reference_names
 
@@ -34,6 +35,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py
     "DanePolicy",
     "DaneState",
     "MAX_TLSA_DATA_LENGTH",
+    "MAX_TLSA_RECORDS",
     "MatchingType",
     "Selector",
     "TlsaRecord",
@@ -45,4 +47,5 @@ __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py
     "reference_names",
     "render_tlsa",
     "select_tlsa",
+    "spki_der",
 ]

@@ -56,6 +56,7 @@ from mtasecure.results import CheckResult, FailureReason
 
 __all__ = [
     "DIGEST_PREFERENCE",
+    "MAX_TLSA_RECORDS",
     "match_tlsa",
     "select_tlsa",
 ]
@@ -65,6 +66,12 @@ DIGEST_PREFERENCE: tuple[int, ...] = (MatchingType.SHA2_512, MatchingType.SHA2_2
 of digest algorithms by strength"); pass another order to :func:`select_tlsa` or
 :func:`match_tlsa` to change it. A digest type missing from the order is weaker
 than every listed one."""
+
+MAX_TLSA_RECORDS = 100
+"""Most usable records :func:`match_tlsa` tries, in RRset order; the rest are
+ignored. A DNS message holds at most a few hundred small TLSA records, and each
+DANE-TA record can cost a path validation, so this bounds the work a
+(DNSSEC-signed) RRset can demand. Real RRsets hold one to four records."""
 
 _PRIORITY = (
     FailureReason.CERTIFICATE_HOST_MISMATCH,
@@ -146,6 +153,8 @@ def match_tlsa(
     problem = _chain_problem(chain)
     if problem is not None:
         return problem
+    skipped = max(0, len(selected) - MAX_TLSA_RECORDS)
+    selected = selected[:MAX_TLSA_RECORDS]
     digests = _Digests()
     leaf = chain[0]
     for record in selected:
@@ -158,7 +167,8 @@ def match_tlsa(
     if not trust_anchors:
         return CheckResult.failed(
             FailureReason.VALIDATION_FAILURE,
-            "no DANE-EE(3) record matches the leaf certificate (RFC 7672 §3.1.1)",
+            "no DANE-EE(3) record matches the leaf certificate (RFC 7672 §3.1.1)"
+            + (f" ({skipped} records past MAX_TLSA_RECORDS were not tried)" if skipped else ""),
         )
     references = tuple(reference_names)
     if not references:
@@ -173,12 +183,14 @@ def match_tlsa(
         if names.ok:
             return CheckResult.passed(f"{how}; {names.detail} (RFC 7672 §3.1.2, §3.2.2)")
         failures.append(names.model_copy(update={"detail": f"{how}: {names.detail}"}))
+    note = f" ({skipped} records past MAX_TLSA_RECORDS were not tried)" if skipped else ""
     if failures:
-        return min(failures, key=lambda f: _PRIORITY.index(f.reason or _PRIORITY[-1]))
+        worst = min(failures, key=lambda f: _PRIORITY.index(f.reason or _PRIORITY[-1]))
+        return worst.model_copy(update={"detail": worst.detail + note})
     return CheckResult.failed(
         FailureReason.VALIDATION_FAILURE,
         "no TLSA record matches the leaf or any certificate of the presented chain "
-        "(RFC 6698 §2.1.1, RFC 7671 §5.2.2)",
+        "(RFC 6698 §2.1.1, RFC 7671 §5.2.2)" + note,
     )
 
 

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import re
 from enum import IntEnum
+from functools import cached_property
 
 import dns.rdata
 from cryptography import x509
@@ -28,6 +29,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field
 
+from mtasecure.dnssec import DnsAnswer
 from mtasecure.errors import TlsaSyntaxError
 
 __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py checks
@@ -39,6 +41,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py
     "association_data",
     "parse_tlsa",
     "render_tlsa",
+    "spki_der",
 ]
 
 MAX_TLSA_DATA_LENGTH = 65535 - 3
@@ -143,6 +146,21 @@ class TlsaRecord(BaseModel):
             raise TlsaSyntaxError(f"not a TLSA rdata: {type(rdata).__name__}", rule=_RULE) from exc
 
     @classmethod
+    def from_answer(cls, answer: DnsAnswer) -> tuple[TlsaRecord, ...]:
+        """The records of a TLSA :class:`~mtasecure.dnssec.DnsAnswer`, parsed.
+
+        This says nothing of the answer's DNSSEC status; :func:`~mtasecure.dane.plan_dane`
+        reads both, and counts a record that does not parse as unusable
+        (RFC 6698 §4.1) instead of raising.
+
+        Raises:
+            TlsaSyntaxError: the answer is not for TLSA, or a record does not parse.
+        """
+        if answer.rdtype.upper() != "TLSA":
+            raise TlsaSyntaxError(f"not a TLSA answer: {answer.rdtype}", where=answer.name)
+        return tuple(parse_tlsa(text) for text in answer.records)
+
+    @classmethod
     def for_certificate(
         cls,
         cert: x509.Certificate,
@@ -170,7 +188,7 @@ class TlsaRecord(BaseModel):
         """Whether a sending MTA can use this record (RFC 7672 §3.1, RFC 6698 §4.1)."""
         return self.unusable_reason is None
 
-    @property
+    @cached_property
     def unusable_reason(self) -> str | None:
         """Why the record cannot be used for SMTP, or ``None`` if it can.
 
@@ -203,8 +221,8 @@ class TlsaRecord(BaseModel):
         except (ValueError, TypeError) as exc:
             what = "certificate" if self.selector == Selector.CERT else "SubjectPublicKeyInfo"
             return f"full {what} does not parse: {exc} (RFC 6698 §4.1)"
-        except Exception as exc:  # unsupported key algorithms raise their own types
-            return f"full key cannot be used: {type(exc).__name__} (RFC 6698 §4.1)"
+        except UnsupportedAlgorithm as exc:
+            return f"full key of an unsupported algorithm: {exc} (RFC 6698 §4.1)"
         return None
 
     def __str__(self) -> str:
@@ -271,12 +289,7 @@ def association_data(cert: x509.Certificate, selector: int, mtype: int) -> bytes
     if selector == Selector.CERT:
         content = cert.public_bytes(serialization.Encoding.DER)
     elif selector == Selector.SPKI:
-        try:
-            content = cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            return None  # a key cryptography cannot load matches no SPKI record
+        content = spki_der(cert)
     else:
         return None
     if mtype == MatchingType.FULL:
@@ -286,6 +299,38 @@ def association_data(cert: x509.Certificate, selector: int, mtype: int) -> bytes
     if mtype == MatchingType.SHA2_512:
         return hashlib.sha512(content).digest()
     return None
+
+
+def spki_der(cert: x509.Certificate) -> bytes:
+    """The certificate's SubjectPublicKeyInfo exactly as encoded in it (RFC 5280 §4.1).
+
+    The bytes are cut out of the TBSCertificate rather than re-encoded from the
+    parsed key, so a key that cryptography cannot load, or one whose encoding it
+    would normalise, still yields the bytes the TLSA publisher hashed.
+    """
+    tbs = cert.tbs_certificate_bytes
+    _, offset, _ = _der_header(tbs, 0)  # TBSCertificate ::= SEQUENCE {
+    fields = 0
+    while True:
+        tag, _, end = _der_header(tbs, offset)
+        if fields == 0 and tag == 0xA0:  # [0] EXPLICIT version, optional
+            offset = end
+            continue
+        if fields == 5:  # serial, signature, issuer, validity, subject, then the SPKI
+            return tbs[offset:end]
+        fields += 1
+        offset = end
+
+
+def _der_header(data: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of element) of the DER element at ``offset``."""
+    tag, first = data[offset], data[offset + 1]
+    if first < 0x80:
+        return tag, offset + 2, offset + 2 + first
+    count = first & 0x7F
+    length = int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
+    start = offset + 2 + count
+    return tag, start, start + length
 
 
 def _number(token: str, field: str) -> int:
