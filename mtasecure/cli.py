@@ -18,6 +18,7 @@ error findings, 2 for a usage error (bad arguments, unreadable file).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mtasecure`` command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    out: TextIO = sys.stdout
+    try:
+        return _run(parser, args, sys.stdout)
+    except BrokenPipeError:
+        # The reader went away (``mtasecure demo | head``); that is not a
+        # failure. Point stdout at devnull so the interpreter's final flush
+        # does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "demo":
         return _demo(out)
     if args.command == "sts" and args.sts_command == "check-policy":
