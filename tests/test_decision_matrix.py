@@ -7,8 +7,9 @@ steps of RFC 8689 §4.2.1 laid over it. The code under test is only called to
 produce the *actual* values.
 
 Dimensions: DNSSEC status of the MX set × TLSA state × MTA-STS state ×
-REQUIRETLS × ``TLS-Required: No`` × STARTTLS × certificate × REQUIRETLS at the
-next hop.
+REQUIRETLS (off / on / on with an empty return path, i.e. a bounce) ×
+``TLS-Required: No`` × STARTTLS × certificate × REQUIRETLS at the next hop:
+6048 rows.
 """
 
 from __future__ import annotations
@@ -63,12 +64,13 @@ class Row:
     tls: str
     cert: str
     advertised: bool
+    bounce: bool = False  # empty return path (RFC 8689 §4.2.1 binds only non-empty ones)
 
     def __str__(self) -> str:
         return (
             f"mx={self.mx} tlsa={self.tlsa} sts={self.sts} requiretls={self.requiretls} "
             f"tls-required-no={self.tls_required_no} tls={self.tls} cert={self.cert} "
-            f"next-hop-requiretls={self.advertised}"
+            f"next-hop-requiretls={self.advertised} null-return-path={self.bounce}"
         )
 
 
@@ -200,7 +202,8 @@ def expected(row: Row) -> Expected:
 
     # REQUIRETLS (RFC 8689 §4.2.1): the steps, in order, for enforced messages.
     rt_failure: RequireTlsFailure | None = None
-    requiretls_applies = row.requiretls and rule != "dns-failure"
+    # §4.2.1 is "for which the MAIL FROM return-path is not empty"; §5: bounces not discarded.
+    requiretls_applies = row.requiretls and not row.bounce and rule != "dns-failure"
     if requiretls_applies and rule != "tlsa-lookup-failed":
         sts_match = row.sts in ("enforce", "testing")  # RFC 8461 §4.1: enforce or testing
         mx_validated = row.mx == "secure" or sts_match  # step 2
@@ -237,7 +240,10 @@ def expected(row: Row) -> Expected:
         deliver=deliver,
         reason=reason,
         requiretls_failure=rt_failure,
-        use_parameter=deliver and row.requiretls,
+        # A bounce carries the parameter where the hop offers it (§5); an enforced message always.
+        use_parameter=deliver
+        and row.requiretls
+        and (not row.bounce or (row.tls == "ok" and row.advertised)),
         verdict=verdict,
         status=status,
     )
@@ -283,7 +289,9 @@ def _session(row: Row) -> SessionObservation:
 
 
 def run(row: Row) -> dict[str, object]:
-    flags = MessageFlags(requiretls=row.requiretls, tls_required_no=row.tls_required_no)
+    flags = MessageFlags(
+        requiretls=row.requiretls, tls_required_no=row.tls_required_no, null_reverse_path=row.bounce
+    )
     delivery_plan = plan(
         DOMAIN,
         mx_security=Security(row.mx),
@@ -319,9 +327,14 @@ def run(row: Row) -> dict[str, object]:
 
 def _rows(mx: str, sts: str) -> list[Row]:
     return [
-        Row(mx, tlsa, sts, rt, no, tls, cert, adv)
-        for tlsa, rt, no, tls, cert, adv in itertools.product(
-            TLSA_STATES, (False, True), (False, True), TLS_STATES, CERT_STATES, (False, True)
+        Row(mx, tlsa, sts, rt, no, tls, cert, adv, bounce)
+        for tlsa, (rt, bounce), no, tls, cert, adv in itertools.product(
+            TLSA_STATES,
+            ((False, False), (True, False), (True, True)),
+            (False, True),
+            TLS_STATES,
+            CERT_STATES,
+            (False, True),
         )
     ]
 
@@ -363,7 +376,7 @@ def test_every_rule_is_exercised() -> None:
 
 def test_matrix_size() -> None:
     rows = sum(len(_rows(mx, sts)) for mx, sts in itertools.product(MX_STATES, STS_STATES))
-    assert rows == 4 * 7 * 4 * 2 * 2 * 3 * 3 * 2
+    assert rows == 4 * 7 * 4 * 3 * 2 * 3 * 3 * 2
 
 
 def test_requirement_kind_values_are_the_issue_spelling() -> None:
