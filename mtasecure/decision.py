@@ -382,8 +382,14 @@ def plan(
     sts = sts or StsState()
     flags = flags or MessageFlags()
     ordered = sorted(mx, key=lambda m: m.preference)
-    dns_failed = mx_lookup_failed or mx_security in (Security.BOGUS, Security.INDETERMINATE)
-    requirements = tuple(_plan_one(m, mx_security, dns_failed, sts, flags) for m in ordered)
+    dns_failure = (
+        "MX lookup failed"
+        if mx_lookup_failed
+        else f"MX answer {mx_security.value}"
+        if mx_security in (Security.BOGUS, Security.INDETERMINATE)
+        else ""
+    )
+    requirements = tuple(_plan_one(m, mx_security, dns_failure, sts, flags) for m in ordered)
     return DeliveryPlan(
         domain=name,
         flags=flags,
@@ -393,19 +399,19 @@ def plan(
 
 
 def _plan_one(
-    mx: MxCandidate, security: Security, dns_failed: bool, sts: StsState, flags: MessageFlags
+    mx: MxCandidate, security: Security, dns_failure: str, sts: StsState, flags: MessageFlags
 ) -> TransportRequirement:
     base = {
         "host": mx.host,
         "preference": mx.preference,
         "requiretls_parameter": flags.requiretls,
     }
-    if dns_failed:
+    if dns_failure:
         return TransportRequirement(
             **base,
             kind=RequirementKind.UNUSABLE,
             reason=FailureReason.DNSSEC_INVALID,
-            detail=f"MX lookup {security.value}: delivery is delayed (RFC 7672 §2.1.2)",
+            detail=f"{dns_failure}: delivery is delayed (RFC 7672 §2.1.1, §2.1.2)",
         )
     if flags.tls_optional:
         return TransportRequirement(

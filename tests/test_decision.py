@@ -114,6 +114,7 @@ def test_mx_lookup_failure_is_like_bogus() -> None:
     (requirement,) = result.requirements
     assert requirement.kind is RequirementKind.UNUSABLE
     assert requirement.reason is FailureReason.DNSSEC_INVALID
+    assert requirement.detail.startswith("MX lookup failed")
 
 
 def test_dane_is_not_applied_for_an_insecure_mx_set() -> None:
