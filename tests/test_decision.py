@@ -46,6 +46,15 @@ def good_session(host: str, *, advertised: bool = True) -> SessionObservation:
     )
 
 
+def test_public_objects_have_docstrings() -> None:
+    undocumented = [
+        name
+        for name in decision.__all__
+        if callable(getattr(decision, name)) and not (getattr(decision, name).__doc__ or "").strip()
+    ]
+    assert undocumented == []
+
+
 def test_all_is_pinned() -> None:
     assert decision.__all__ == sorted(decision.__all__)
     assert set(decision.__all__) == {

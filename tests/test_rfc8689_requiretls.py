@@ -42,6 +42,15 @@ from mtasecure.requiretls import (
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def test_public_objects_have_docstrings() -> None:
+    undocumented = [
+        name
+        for name in rt.__all__
+        if callable(getattr(rt, name)) and not (getattr(rt, name).__doc__ or "").strip()
+    ]
+    assert undocumented == []
+
+
 def test_all_is_pinned() -> None:
     assert rt.__all__ == sorted(rt.__all__)
     assert set(rt.__all__) == {
