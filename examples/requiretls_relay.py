@@ -407,7 +407,7 @@ class Relay(RequireTlsHandler):
         try:
             client = _HopClient(address, local_hostname=self.hostname, timeout=SESSION_TIMEOUT)
             client.connect(requirement.host, port)
-        except OSError as exc:
+        except (OSError, smtplib.SMTPException) as exc:  # SMTPConnectError: banner not 220
             attempt.error = f"connect: {exc}"
             return attempt
         try:
@@ -449,9 +449,12 @@ class Relay(RequireTlsHandler):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         try:
-            client.starttls(context=context)
+            code, reply = client.starttls(context=context)
         except (ssl.SSLError, smtplib.SMTPException, OSError) as exc:
             log.info("%s: STARTTLS failed: %s", requirement.host, exc)
+            return SessionObservation(host=requirement.host, starttls_offered=True)
+        if code != 220:  # smtplib returns a refusal (e.g. 454) instead of raising
+            log.info("%s: STARTTLS refused: %s %r", requirement.host, code, reply)
             return SessionObservation(host=requirement.host, starttls_offered=True)
         sock = client.sock
         der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
