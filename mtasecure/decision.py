@@ -764,14 +764,17 @@ def conclude(
 ) -> Conclusion:
     """Decide between deferring and bouncing once every MX of a plan failed.
 
-    * A REQUIRETLS message (non-empty return path) whose every usable MX was
-      reached and failed a REQUIRETLS step, or whose every MX failed step 2, is
-      bounced with 5.7.30 or 5.7.10 (RFC 8689 §4.2.1; see
+    * A REQUIRETLS message (non-empty return path) whose every MX failed a
+      REQUIRETLS step — step 2 before connecting, or steps 4-5 in a session —
+      is bounced with 5.7.30 or 5.7.10 (RFC 8689 §4.2.1; see
       :func:`~mtasecure.requiretls.choose_bounce_failure`).
-    * Anything else — a DNS failure, an unreachable MX (``None`` in
-      ``outcomes``), an MTA-STS or DANE failure — is deferred: RFC 7672 §2.1.2
-      and §2.2 ("delayed delivery"), RFC 8461 §5 ("SHOULD treat such failures
-      as transient"). The caller's queue lifetime ends it.
+    * Anything else is deferred: a DNS or TLSA lookup failure (RFC 7672
+      §2.1.2, "delayed"), an MX left out by an ``enforce`` policy (RFC 8461 §5:
+      not failed permanently before checking for a new policy), an MTA-STS or
+      DANE failure in a session (RFC 8461 §5, "SHOULD treat such failures as
+      transient"), an unreachable MX (``None`` in ``outcomes``). One such MX
+      defers a REQUIRETLS message too, since it may succeed later; the
+      status is then 4.7.10. The caller's queue lifetime ends a deferral.
 
     Args:
         delivery_plan: the plan the sessions followed.
@@ -787,11 +790,15 @@ def conclude(
     failures: list[RequireTlsFailure] = []
     transient = False
     for requirement in delivery_plan.requirements:
+        if requirement.kind is RequirementKind.UNUSABLE:
+            # DNS and TLSA failures delay (RFC 7672 §2.1.2); an MX left out by an enforce
+            # policy may be listed by the next one (RFC 8461 §5: re-check before failing).
+            transient = True
+            if requirement.requiretls_failure is not None:
+                failures.append(requirement.requiretls_failure)
+            continue
         if requirement.requiretls_failure is not None:
             failures.append(requirement.requiretls_failure)
-            continue
-        if not requirement.usable:
-            transient = True
             continue
         outcome = outcomes.get(requirement.host)
         if outcome is None or outcome.requiretls_failure is None:

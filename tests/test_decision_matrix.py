@@ -226,13 +226,14 @@ def expected(row: Row) -> Expected:
     verdict: Verdict | None = None
     status: str | None = None
     if not deliver:
-        if rt_failure is not None:
+        if rt_failure is not None and kind != "unusable":
             verdict = Verdict.BOUNCE  # RFC 8689 §4.2.1: no MX left -> non-delivery notification
             status = (
                 "5.7.30" if rt_failure is RequireTlsFailure.REQUIRETLS_NOT_ADVERTISED else "5.7.10"
             )
         else:
-            verdict = Verdict.DEFER  # RFC 7672 §2.1.2/§2.2 delay; RFC 8461 §5 transient
+            # RFC 7672 §2.1.2/§2.2 delay; RFC 8461 §5 transient, re-check the policy first
+            verdict = Verdict.DEFER
     return Expected(
         rule=rule + ("+requiretls" if requiretls_applies else ""),
         citation=citation + ("; RFC 8689 §4.2.1 steps 2-5" if requiretls_applies else ""),
