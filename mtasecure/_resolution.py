@@ -29,6 +29,7 @@ Rules applied (trusted-validator mode):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -83,6 +84,9 @@ def combine_security(statuses: Iterable[Security]) -> Security:
     return worst if worst is not None else Security.INDETERMINATE
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
+
+
 def query_name(name: str) -> dns.name.Name:
     """The absolute DNS name for ``name`` (A-labels; ``_`` labels allowed).
 
@@ -93,6 +97,8 @@ def query_name(name: str) -> dns.name.Name:
     if not isinstance(name, str) or not name or not name.isascii():
         raise UsageError(f"not an ASCII DNS name: {name!r} (RFC 1035 §2.3.1)")
     try:
+        if _PLAIN_NAME.fullmatch(name):  # the common case, without the escape parser
+            return dns.name.Name([*(label.encode() for label in name.rstrip(".").split(".")), b""])
         return dns.name.from_text(name)
     except dns.exception.DNSException as exc:
         raise UsageError(f"not a DNS name: {name!r}: {exc} (RFC 1035 §2.3.4)") from exc
@@ -159,6 +165,7 @@ class Resolution:
 
     def __init__(self, name: str, rdtype: str, *, max_chain: int = MAX_CNAME_CHAIN) -> None:
         self.qname = query_name(name)
+        self._name_text = _text(self.qname)
         self.rdtype = query_type(rdtype)
         self.max_chain = max_chain
         self._current = self.qname
@@ -288,8 +295,9 @@ class Resolution:
         self._finish(records=(), nxdomain=rcode == dns.rcode.NXDOMAIN)
 
     def _finish(self, *, records: tuple[str, ...], nxdomain: bool = False) -> None:
-        self._done = DnsAnswer(
-            name=_text(self.qname),
+        # Built from checked values: skip the model's validation (bulk-mode hot path).
+        self._done = DnsAnswer.model_construct(
+            name=self._name_text,
             rdtype=dns.rdatatype.to_text(self.rdtype),
             records=records,
             security=combine_security(self._statuses),
@@ -300,7 +308,7 @@ class Resolution:
 
     def _finish_failed(self, security: Security, why: str) -> None:
         self._done = DnsAnswer(
-            name=_text(self.qname),
+            name=self._name_text,
             rdtype=dns.rdatatype.to_text(self.rdtype),
             security=combine_security([*self._statuses, security]),
             cname_chain=tuple(_text(n) for n in self._chain),

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mtasecure.dnssec import Security
+from mtasecure.errors import DnsError, UsageError
 from mtasecure.transport import BulkResolver, DnsResolver
 
 Handler = Callable[[dns.message.Message, str], "bytes | list[bytes] | None"]
@@ -56,6 +57,7 @@ class FakeDnsServer:
     handler: Handler
     port: int = 0
     queries: list[tuple[str, dns.message.Message]] = field(default_factory=list)
+    sources: list[object] = field(default_factory=list)
     _udp: asyncio.DatagramTransport | None = None
     _tcp: asyncio.Server | None = None
 
@@ -80,6 +82,7 @@ class FakeDnsServer:
                 self.transport = transport
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                server.sources.append(addr)
                 for chunk in server._respond(data, "udp"):
                     self.transport.sendto(chunk, addr)  # type: ignore[attr-defined]
 
@@ -397,7 +400,7 @@ async def test_bulk_resolver_demultiplexes_out_of_order_replies(serve) -> None: 
 
     server = await serve(Reorder())
     names = [f"n{i}.test" for i in range(10)]
-    async with BulkResolver([server.address], timeout=2.0, retries=0) as bulk:
+    async with BulkResolver([server.address], sockets_per_server=1, timeout=2.0, retries=0) as bulk:
         answers = await bulk.resolve_many((n, "A") for n in names)
     assert [a.name for a in answers] == names
     assert all(len(a.records) == 1 for a in answers)
@@ -418,7 +421,9 @@ async def test_bulk_resolver_bounds_queries_in_flight(serve) -> None:  # type: i
         return out
 
     server = await serve(handler)
-    async with BulkResolver([server.address], max_in_flight=4, timeout=2.0) as bulk:
+    async with BulkResolver(
+        [server.address], max_in_flight=4, sockets_per_server=1, timeout=2.0
+    ) as bulk:
         answers = await bulk.resolve_many((f"n{i}.test", "A") for i in range(12))
     assert all(not a.failed for a in answers)
     assert max(seen) == 4
@@ -456,3 +461,35 @@ async def test_random_bytes_from_the_server_never_escape(  # type: ignore[no-unt
         answer = await r.resolve("a.test", "A")
     assert answer.security is not Security.SECURE or trusted
     assert answer.failed or answer.records or answer.nxdomain or answer.nodata
+
+
+async def test_bulk_resolver_spreads_queries_over_its_sockets(serve) -> None:  # type: ignore[no-untyped-def]
+    server = await serve(
+        lambda q, k: reply_to(q, f"{q.question[0].name} 60 IN A 192.0.2.1").to_wire()
+    )
+    async with BulkResolver([server.address], sockets_per_server=3, **FAST) as bulk:
+        answers = await bulk.resolve_many((f"n{i}.test", "A") for i in range(9))
+        assert all(a.records == ("192.0.2.1",) for a in answers)
+        assert len(set(server.sources)) == 3
+    with pytest.raises(UsageError):
+        BulkResolver([server.address], sockets_per_server=0)
+    with pytest.raises(UsageError):
+        BulkResolver([server.address], max_in_flight=0)
+
+
+async def test_default_resolver_uses_a_fresh_port_per_query(serve) -> None:  # type: ignore[no-untyped-def]
+    server = await serve(
+        lambda q, k: reply_to(q, f"{q.question[0].name} 60 IN A 192.0.2.1").to_wire()
+    )
+    async with DnsResolver([server.address], **FAST) as r:
+        for i in range(5):
+            await r.resolve(f"n{i}.test", "A")
+    assert len(set(server.sources)) == 5
+
+
+async def test_closed_bulk_resolver_raises(serve) -> None:  # type: ignore[no-untyped-def]
+    server = await serve(lambda q, k: None)
+    bulk = BulkResolver([server.address], **FAST)
+    await bulk.aclose()
+    with pytest.raises(DnsError):
+        await bulk.resolve("a.test", "A")
