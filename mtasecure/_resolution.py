@@ -304,6 +304,8 @@ class Resolution:
             ttl=min(self._ttls) if self._ttls else 0,
             nxdomain=nxdomain,
             cname_chain=tuple(_text(n) for n in self._chain),
+            failed=False,
+            why="",
         )
 
     def _finish_failed(self, security: Security, why: str) -> None:
