@@ -32,7 +32,7 @@ import dns.rdatatype
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mtasecure.transport import BulkResolver, DnsResolver  # noqa: E402
+from mtasecure.transport import BulkResolver, DnsResolver
 
 LOOPBACK = "127.0.0.1"
 
