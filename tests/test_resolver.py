@@ -28,7 +28,7 @@ from mtasecure._resolution import (
     query_type,
 )
 from mtasecure._wire import parse_reply
-from mtasecure.dnssec import Security
+from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import DnsError, UsageError
 from mtasecure.transport import DnsResolver, Nameserver, system_nameservers
 
@@ -182,6 +182,7 @@ def test_ad_bit_is_believed_only_from_a_trusted_server(
     assert answer.security is expected
     assert answer.records == ("192.0.2.1",)
     assert answer.ttl == 60
+    assert answer == DnsAnswer.model_validate(answer.model_dump())  # built unvalidated: same
 
 
 def test_nxdomain_takes_the_negative_ttl() -> None:
