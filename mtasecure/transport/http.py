@@ -186,7 +186,9 @@ class HttpsClient:
         except TimeoutError as exc:
             if isinstance(exc, TransportTimeout):
                 raise
-            raise TransportTimeout(f"{url}: no complete answer within {timeout} s") from exc
+            raise TransportTimeout(
+                f"{url}: timed out, no complete answer within {timeout} s"
+            ) from exc
 
     async def _try_addresses(self, request: _Request) -> HttpResponse:
         host = request.target.host
