@@ -256,6 +256,8 @@ def run_nginxworld(directory: Path, zone: str, *, count: int = 0) -> Iterator[Ng
         f"  uwsgi_temp_path {directory / 'tmp'};\n"
         f"  scgi_temp_path {directory / 'tmp'};\n"
         "  server_tokens off;\n"
+        "  server_names_hash_max_size 16384;\n"
+        "  server_names_hash_bucket_size 128;\n"
         "  keepalive_timeout 10s;\n"
         "  ssl_protocols TLSv1.2 TLSv1.3;\n"
         f"{map_block}"
