@@ -48,13 +48,13 @@ ZONE = "signed.example"
 
 def postfix_worker(args: argparse.Namespace) -> None:
     """Discover every domain with postfix-mta-sts-resolver; print JSON timing."""
-    import socket  # noqa: PLC0415
-    import ssl  # noqa: PLC0415
+    import socket
+    import ssl
 
-    import aiodns  # noqa: PLC0415
-    import aiohttp  # noqa: PLC0415
-    from aiohttp.abc import AbstractResolver  # noqa: PLC0415
-    from postfix_mta_sts_resolver import resolver as peer  # noqa: PLC0415
+    import aiodns
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
+    from postfix_mta_sts_resolver import resolver as peer
 
     context = ssl.create_default_context(cafile=args.ca)
 
@@ -91,7 +91,7 @@ def postfix_worker(args: argparse.Namespace) -> None:
 
         peer.aiohttp.ClientSession = session  # type: ignore[attr-defined]
         resolver = peer.STSResolver(loop=loop, timeout=10)
-        resolver._resolver = dns  # noqa: SLF001 - point it at the local Unbound
+        resolver._resolver = dns
         domains = [f"d{i}.{ZONE}" for i in range(args.domains)]
         gate = asyncio.Semaphore(args.worker_concurrency)
         ok = 0
@@ -116,10 +116,10 @@ def postfix_worker(args: argparse.Namespace) -> None:
 async def run_mtasecure(
     unbound: int, port: int, ca: bytes, domains: list[str], concurrency: int
 ) -> tuple[float, int]:
-    from mtasecure.certs import TrustStore  # noqa: PLC0415
-    from mtasecure.client import MtaSecure, StsSettings  # noqa: PLC0415
-    from mtasecure.transport import DnsResolver  # noqa: PLC0415
-    from mtasecure.transport.http import HttpsClient  # noqa: PLC0415
+    from mtasecure.certs import TrustStore
+    from mtasecure.client import MtaSecure, StsSettings
+    from mtasecure.transport import DnsResolver
+    from mtasecure.transport.http import HttpsClient
 
     resolver = DnsResolver([f"127.0.0.1:{unbound}"])
     http = HttpsClient(resolver=resolver, trust=TrustStore.from_pem(ca))
@@ -146,10 +146,10 @@ async def run_mtasecure(
 async def run_httpx(
     unbound: int, port: int, ca_path: str, domains: list[str], concurrency: int
 ) -> tuple[float, int]:
-    import ssl  # noqa: PLC0415
+    import ssl
 
-    import dns.asyncresolver  # noqa: PLC0415
-    import httpx  # noqa: PLC0415
+    import dns.asyncresolver
+    import httpx
 
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = ["127.0.0.1"]
@@ -209,8 +209,8 @@ def run_postfix(
 
 
 async def warm_latency(samples: int) -> tuple[float, float]:
-    from mtasecure.client import MtaSecure  # noqa: PLC0415
-    from mtasecure.testing import FakeHttpClient, FakeResolver  # noqa: PLC0415
+    from mtasecure.client import MtaSecure
+    from mtasecure.testing import FakeHttpClient, FakeResolver
 
     resolver = FakeResolver()
     resolver.add("_mta-sts.example.com", "TXT", ['"v=STSv1; id=1;"'], ttl=86400)
@@ -233,8 +233,8 @@ async def warm_latency(samples: int) -> tuple[float, float]:
 
 def driver(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
-    from tests.integration.dnsworld import run_dnsworld  # noqa: PLC0415
-    from tests.integration.nginxworld import dns_records, run_nginxworld  # noqa: PLC0415
+    from tests.integration.dnsworld import run_dnsworld
+    from tests.integration.nginxworld import dns_records, run_nginxworld
 
     domains = [f"d{i}.{ZONE}" for i in range(args.domains)]
     with tempfile.TemporaryDirectory(prefix="bench-sts-") as tmp:
