@@ -19,11 +19,14 @@ discovers every domain with:
 
 Every implementation must return a policy for every domain, or the run stops.
 Unbound's cache is warmed first, so every implementation sees the same DNS.
+Each concurrency runs ``--rounds`` rounds, the three implementations in a
+rotating order; rates are the median of the rounds, and ratios the median of
+the per-round ratios (the machine is shared, so load drifts).
 
 Run from the repository root::
 
     /work/venv/bin/python benchmarks/bench_sts_discovery.py [--domains 1000] \\
-        [--concurrency 1 16 64] [--peer-python /work/benchvenv/bin/python]
+        [--concurrency 1 16 64] [--rounds 3] [--peer-python /work/benchvenv/bin/python]
 """
 
 from __future__ import annotations
@@ -251,23 +254,37 @@ def driver(args: argparse.Namespace) -> None:
             # Warm Unbound's cache (and nginx) with one untimed pass.
             asyncio.run(run_httpx(unbound, web.port, ca_path, domains, 32))
             rows = []
+            names = ["httpx", "mtasecure", "postfix"]
             for concurrency in args.concurrency:
-                results = {}
-                for name in ("httpx", "mtasecure", "postfix"):
-                    if name == "mtasecure":
-                        seconds, ok = asyncio.run(
-                            run_mtasecure(unbound, web.port, ca, domains, concurrency)
-                        )
-                    elif name == "httpx":
-                        seconds, ok = asyncio.run(
-                            run_httpx(unbound, web.port, ca_path, domains, concurrency)
-                        )
-                    else:
-                        seconds, ok = run_postfix(args, unbound, web.port, ca_path, concurrency)
-                    if ok != len(domains):
-                        raise SystemExit(f"{name}: {ok} of {len(domains)} discoveries succeeded")
-                    results[name] = len(domains) / seconds
-                rows.append((concurrency, results))
+                rates: dict[str, list[float]] = {name: [] for name in names}
+                for round_ in range(args.rounds):
+                    # Rotate the order each round so load drifts hit everyone.
+                    for name in names[round_ % 3 :] + names[: round_ % 3]:
+                        if name == "mtasecure":
+                            seconds, ok = asyncio.run(
+                                run_mtasecure(unbound, web.port, ca, domains, concurrency)
+                            )
+                        elif name == "httpx":
+                            seconds, ok = asyncio.run(
+                                run_httpx(unbound, web.port, ca_path, domains, concurrency)
+                            )
+                        else:
+                            seconds, ok = run_postfix(args, unbound, web.port, ca_path, concurrency)
+                        if ok != len(domains):
+                            raise SystemExit(
+                                f"{name}: {ok} of {len(domains)} discoveries succeeded"
+                            )
+                        rates[name].append(len(domains) / seconds)
+                results = {name: statistics.median(values) for name, values in rates.items()}
+                ratios = {
+                    "httpx": statistics.median(
+                        m / h for m, h in zip(rates["mtasecure"], rates["httpx"], strict=True)
+                    ),
+                    "postfix": statistics.median(
+                        m / p for m, p in zip(rates["mtasecure"], rates["postfix"], strict=True)
+                    ),
+                }
+                rows.append((concurrency, results, ratios))
                 print(
                     f"c={concurrency:3d}  httpx {results['httpx']:8.1f}/s  "
                     f"mtasecure {results['mtasecure']:8.1f}/s  postfix {results['postfix']:8.1f}/s",
@@ -279,10 +296,10 @@ def driver(args: argparse.Namespace) -> None:
         "| concurrency | plain httpx + dnspython | mtasecure | postfix-mta-sts-resolver | mtasecure / httpx | mtasecure / postfix |"
     )
     print("|---:|---:|---:|---:|---:|---:|")
-    for concurrency, r in rows:
+    for concurrency, r, q in rows:
         print(
             f"| {concurrency} | {r['httpx']:.1f}/s | {r['mtasecure']:.1f}/s | {r['postfix']:.1f}/s "
-            f"| {r['mtasecure'] / r['httpx']:.2f}× | {r['mtasecure'] / r['postfix']:.2f}× |"
+            f"| {q['httpx']:.2f}× | {q['postfix']:.2f}× |"
         )
     print()
     print(f"warm-cache sts_policy: median {median:.2f} µs, p99 {p99:.2f} µs ({args.samples} calls)")
@@ -294,6 +311,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--peer-python", default="/work/benchvenv/bin/python")
     parser.add_argument("--samples", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-concurrency", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--unbound-port", type=int, default=0, help=argparse.SUPPRESS)
