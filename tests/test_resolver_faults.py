@@ -542,3 +542,20 @@ def test_socket_pool_size_is_bounded() -> None:
     with pytest.raises(UsageError):
         BulkResolver(["127.0.0.1"], sockets_per_server=MAX_SOCKETS_PER_SERVER + 1)
     assert BulkResolver(["127.0.0.1"], sockets_per_server=MAX_SOCKETS_PER_SERVER)
+
+
+async def test_cd_requery_goes_to_the_validator_that_failed(serve) -> None:  # type: ignore[no-untyped-def]
+    # The first validator fails and then falls silent; a second one would answer
+    # with CD, but its answer says nothing about the first one's verdict.
+    def failing(query: dns.message.Message, kind: str) -> bytes | None:
+        if query.flags & dns.flags.CD:
+            return None
+        return reply_to(query, rcode=dns.rcode.SERVFAIL).to_wire()
+
+    first = await serve(failing)
+    second = await serve(lambda q, k: reply_to(q, "a.test. 60 IN A 192.0.2.1").to_wire())
+    async with DnsResolver([first.address, second.address], **FAST) as r:
+        answer = await r.resolve("a.test", "A")
+    assert answer.failed
+    assert answer.security is Security.INDETERMINATE
+    assert second.queries == []

@@ -405,16 +405,23 @@ class DnsResolver:
             raise DnsError("the resolver is closed")
         resolution = Resolution(name, rdtype, max_chain=self.max_chain)
         deadline = asyncio.get_running_loop().time() + self.lifetime
+        servers = self.nameservers
         try:
             while (query := resolution.next_query()) is not None:
-                reply, server = await self._ask(query, deadline)
+                # The CD re-query after a SERVFAIL goes to the validator that
+                # failed: only its answer tells its "bogus" from its breakdown.
+                asked = servers if query.checking_disabled else self.nameservers
+                reply, server = await self._ask(query, deadline, asked)
+                servers = (server,)
                 resolution.feed(reply, trusted=server.trusted)
         except DnsError as exc:
             resolution.give_up(str(exc))
         return resolution.answer()
 
-    async def _ask(self, query: Question, deadline: float) -> tuple[Reply, Nameserver]:
-        """Try every nameserver, ``retries + 1`` rounds; TCP when a reply is truncated.
+    async def _ask(
+        self, query: Question, deadline: float, servers: Sequence[Nameserver]
+    ) -> tuple[Reply, Nameserver]:
+        """Try each of ``servers``, ``retries + 1`` rounds; TCP when a reply is truncated.
 
         Each try waits at most :attr:`timeout`, and never past ``deadline``
         (the lookup's lifetime).
@@ -422,7 +429,7 @@ class DnsResolver:
         loop = asyncio.get_running_loop()
         problems: list[str] = []
         for _ in range(self.retries + 1):
-            for server in self.nameservers:
+            for server in servers:
                 timeout = min(self.timeout, deadline - loop.time())
                 if timeout <= 0:
                     raise DnsError(f"no answer within the lifetime of {self.lifetime}s")
@@ -438,7 +445,7 @@ class DnsResolver:
                     problems.append(f"{server}: {dns.rcode.to_text(reply.rcode)}")  # type: ignore[arg-type]
                     continue
                 return reply, server
-        raise DnsError("no usable reply: " + "; ".join(problems[-len(self.nameservers) :]))
+        raise DnsError("no usable reply: " + "; ".join(problems[-len(servers) :]))
 
     async def _udp(self, server: Nameserver, query: Question, timeout: float) -> Reply:
         channel = _open_udp(server)
