@@ -23,10 +23,10 @@ import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import dns.rcode
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from mtasecure._resolution import MAX_CNAME_CHAIN, Question, Resolution
 from mtasecure._wire import FLAG_TC, Reply, parse_reply
@@ -90,6 +90,22 @@ class Nameserver(BaseModel):
     address: str
     port: int = DEFAULT_PORT
     trusted: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        try:
+            ip = ipaddress.ip_address(str(data.get("address", "")))
+        except ValueError as exc:
+            raise ValueError(
+                f"nameserver address {data.get('address')!r} is not an IP address"
+            ) from exc
+        port = data.get("port", DEFAULT_PORT)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"nameserver port {port!r} is not 1-65535")
+        return {**data, "address": str(ip), "trusted": data.get("trusted", ip.is_loopback)}
 
     @classmethod
     def parse(cls, text: str, *, trusted: bool | None = None) -> Nameserver:
