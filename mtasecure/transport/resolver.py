@@ -435,14 +435,15 @@ class DnsResolver:
         return resolution.answer()
 
     async def _ask(
-        self, query: Question, deadline: float, servers: Sequence[Nameserver]
+        self, query: Question, deadline: float, servers: Sequence[Nameserver] | None = None
     ) -> tuple[Reply, Nameserver]:
-        """Try each of ``servers``, ``retries + 1`` rounds; TCP when a reply is truncated.
+        """Try each of ``servers`` (all by default), ``retries + 1`` rounds; TCP when truncated.
 
         Each try waits at most :attr:`timeout`, and never past ``deadline``
         (the lookup's lifetime).
         """
         loop = asyncio.get_running_loop()
+        servers = self.nameservers if servers is None else servers
         problems: list[str] = []
         for _ in range(self.retries + 1):
             for server in servers:
