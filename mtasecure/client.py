@@ -483,7 +483,7 @@ class MtaSecure:
                 until, entry.expires_at, entry.fetched_at + self.sts_settings.refresh_interval
             )
         failure = self._failures.get(key)
-        if failure is not None:
+        if failure is not None and now < failure.at + FETCH_RETRY_DELAY:
             until = min(until, failure.at + FETCH_RETRY_DELAY)
         return until
 
