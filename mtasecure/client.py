@@ -36,6 +36,7 @@ from mtasecure.mx import MxSet, parse_mx
 from mtasecure.requiretls import MessageFlags
 from mtasecure.results import CheckResult
 from mtasecure.sts import (
+    DEFAULT_FETCH_TIMEOUT,
     MAX_POLICY_BYTES,
     CachedPolicy,
     FetchFailure,
@@ -112,7 +113,7 @@ class StsSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     policy_port: int = Field(default=DEFAULT_POLICY_PORT, ge=1, le=65535)
-    fetch_timeout: float = Field(default=60.0, gt=0)
+    fetch_timeout: float = Field(default=DEFAULT_FETCH_TIMEOUT, gt=0)
     max_policy_bytes: int = Field(default=MAX_POLICY_BYTES, ge=1, le=MAX_POLICY_BYTES)
     refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL
     idle_after: timedelta = DEFAULT_IDLE_AFTER

@@ -428,3 +428,27 @@ async def test_an_old_failure_does_not_disable_the_fast_path(clock: FrozenClock)
         again = await client.sts_lookup("example.com")
         assert again is back  # answered from memory: no new lookup, no new model
         assert txt_queries(resolver) == queries
+
+
+async def test_in_memory_tables_are_bounded(
+    http: FakeHttpClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mtasecure.client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_TRACKED_DOMAINS", 20)
+    resolver = FakeResolver()  # no records: every domain has no policy
+    async with client_for(resolver, http, clock) as client:
+        for i in range(100):
+            await client.sts_lookup(f"d{i}.example")
+        assert len(client._answers) <= 20
+        assert len(client._txt) <= 20
+        assert len(client._used) <= 20
+        assert (await client.sts_lookup("d99.example")).policy is None
+
+
+def test_default_settings_follow_the_rfc() -> None:
+    settings = StsSettings()
+    assert settings.fetch_timeout == 60.0  # RFC 8461 §3.3: "one minute"
+    assert settings.max_policy_bytes == 65536  # RFC 8461 §3.3: 64 KiB
+    assert settings.refresh_interval == timedelta(days=1)  # §3.3: "once per day"
+    assert settings.policy_port == 443
