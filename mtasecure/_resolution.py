@@ -127,8 +127,9 @@ class Question:
     wire_name: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", name_key(self.qname))
-        object.__setattr__(self, "wire_name", self.qname.to_wire())
+        labels = self.qname.labels  # absolute: ends with the root's empty label
+        object.__setattr__(self, "key", tuple(label.lower() for label in labels[:-1]))
+        object.__setattr__(self, "wire_name", b"".join(bytes((len(x),)) + x for x in labels))
 
     def to_wire(self, qid: int) -> bytes:
         """The query with ID ``qid``: RD, AD and DO set, CD if asked, :data:`EDNS_PAYLOAD`."""
@@ -142,6 +143,10 @@ class Question:
 
 
 _CLASS_IN = 1
+_UNTRUSTED = (
+    "answered by a nameserver that is not trusted: its AD bit is ignored, "
+    "the data is not authenticated (RFC 4035 §4.9.3)"
+)
 
 
 def _text(name: dns.name.Name) -> str:
@@ -165,8 +170,10 @@ class Resolution:
 
     def __init__(self, name: str, rdtype: str, *, max_chain: int = MAX_CNAME_CHAIN) -> None:
         self.qname = query_name(name)
-        self._name_text = _text(self.qname)
+        plain = _PLAIN_NAME.fullmatch(name) is not None
+        self._name_text = name.lower().rstrip(".") if plain else _text(self.qname)
         self.rdtype = query_type(rdtype)
+        self._rdtype_text = rdtype.upper()
         self.max_chain = max_chain
         self._current = self.qname
         self._chain: list[dns.name.Name] = []
@@ -295,21 +302,25 @@ class Resolution:
         self._finish(records=(), nxdomain=rcode == dns.rcode.NXDOMAIN)
 
     def _finish(self, *, records: tuple[str, ...], nxdomain: bool = False) -> None:
+        security = combine_security(self._statuses)
+        why = _UNTRUSTED if security is Security.INDETERMINATE else ""
         # Built from checked values: skip the model's validation (bulk-mode hot path).
         self._done = DnsAnswer.model_construct(
             name=self._name_text,
-            rdtype=dns.rdatatype.to_text(self.rdtype),
+            rdtype=self._rdtype_text,
             records=records,
-            security=combine_security(self._statuses),
+            security=security,
             ttl=min(self._ttls) if self._ttls else 0,
             nxdomain=nxdomain,
             cname_chain=tuple(_text(n) for n in self._chain),
+            failed=False,
+            why=why,
         )
 
     def _finish_failed(self, security: Security, why: str) -> None:
         self._done = DnsAnswer(
             name=self._name_text,
-            rdtype=dns.rdatatype.to_text(self.rdtype),
+            rdtype=self._rdtype_text,
             security=combine_security([*self._statuses, security]),
             cname_chain=tuple(_text(n) for n in self._chain),
             failed=True,

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import secrets
+import os
 import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import dns.rcode
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from mtasecure._resolution import MAX_CNAME_CHAIN, Question, Resolution
 from mtasecure._wire import FLAG_TC, Reply, parse_reply
@@ -90,6 +90,22 @@ class Nameserver(BaseModel):
     address: str
     port: int = DEFAULT_PORT
     trusted: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        try:
+            ip = ipaddress.ip_address(str(data.get("address", "")))
+        except ValueError as exc:
+            raise ValueError(
+                f"nameserver address {data.get('address')!r} is not an IP address"
+            ) from exc
+        port = data.get("port", DEFAULT_PORT)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"nameserver port {port!r} is not 1-65535")
+        return {**data, "address": str(ip), "trusted": data.get("trusted", ip.is_loopback)}
 
     @classmethod
     def parse(cls, text: str, *, trusted: bool | None = None) -> Nameserver:
@@ -232,9 +248,9 @@ class _UdpChannel:
                 waiter.future.set_exception(error)
 
     def free_id(self) -> int:
-        """A random query ID not in use on this socket."""
+        """A random query ID not in use on this socket (RFC 5452 §9.2)."""
         while True:
-            qid = secrets.randbits(16)
+            qid = _random_id()
             if qid not in self.waiting:
                 return qid
 
@@ -282,6 +298,17 @@ class _UdpChannel:
             self._fail_all(DnsError("the socket was closed"))
 
 
+_id_pool: list[int] = []
+
+
+def _random_id() -> int:
+    """A 16-bit ID from the OS's CSPRNG, drawn 256 at a time to save system calls."""
+    if not _id_pool:
+        data = os.urandom(512)
+        _id_pool.extend(int.from_bytes(data[i : i + 2], "big") for i in range(0, 512, 2))
+    return _id_pool.pop()
+
+
 def _expire(waiter: _Waiter, timeout: float) -> None:
     if not waiter.future.done():
         waiter.future.set_result(None)  # woken with an empty backlog: timed out
@@ -302,7 +329,7 @@ def _open_udp(server: Nameserver) -> _UdpChannel:
 
 async def _tcp_exchange(server: Nameserver, question: Question, timeout: float) -> Reply:
     """One query over TCP with a 2-byte length prefix (RFC 1035 §4.2.2, RFC 7766)."""
-    qid = secrets.randbits(16)
+    qid = _random_id()
     wire = question.to_wire(qid)
     writer = None
     try:
@@ -393,26 +420,41 @@ class DnsResolver:
         if self._closed:
             raise DnsError("the resolver is closed")
         resolution = Resolution(name, rdtype, max_chain=self.max_chain)
+        deadline = asyncio.get_running_loop().time() + self.lifetime
+        servers = self.nameservers
         try:
-            async with asyncio.timeout(self.lifetime):
-                while (query := resolution.next_query()) is not None:
-                    reply, server = await self._ask(query)
-                    resolution.feed(reply, trusted=server.trusted)
-        except TimeoutError:
-            resolution.give_up(f"no answer within the lifetime of {self.lifetime}s")
+            while (query := resolution.next_query()) is not None:
+                # The CD re-query after a SERVFAIL goes to the validator that
+                # failed: only its answer tells its "bogus" from its breakdown.
+                asked = servers if query.checking_disabled else self.nameservers
+                reply, server = await self._ask(query, deadline, asked)
+                servers = (server,)
+                resolution.feed(reply, trusted=server.trusted)
         except DnsError as exc:
             resolution.give_up(str(exc))
         return resolution.answer()
 
-    async def _ask(self, query: Question) -> tuple[Reply, Nameserver]:
-        """Try every nameserver, ``retries + 1`` rounds; TCP when a reply is truncated."""
+    async def _ask(
+        self, query: Question, deadline: float, servers: Sequence[Nameserver] | None = None
+    ) -> tuple[Reply, Nameserver]:
+        """Try each of ``servers`` (all by default), ``retries + 1`` rounds; TCP when truncated.
+
+        Each try waits at most :attr:`timeout`, and never past ``deadline``
+        (the lookup's lifetime).
+        """
+        loop = asyncio.get_running_loop()
+        servers = self.nameservers if servers is None else servers
         problems: list[str] = []
         for _ in range(self.retries + 1):
-            for server in self.nameservers:
+            for server in servers:
+                timeout = min(self.timeout, deadline - loop.time())
+                if timeout <= 0:
+                    raise DnsError(f"no answer within the lifetime of {self.lifetime}s")
                 try:
-                    reply = await self._udp(server, query)
+                    reply = await self._udp(server, query, timeout)
                     if reply.flags & FLAG_TC:
-                        reply = await _tcp_exchange(server, query, self.timeout)
+                        timeout = max(deadline - loop.time(), 0.001)
+                        reply = await _tcp_exchange(server, query, min(self.timeout, timeout))
                 except (DnsError, TransportTimeout) as exc:
                     problems.append(f"{server}: {exc}")
                     continue
@@ -420,12 +462,12 @@ class DnsResolver:
                     problems.append(f"{server}: {dns.rcode.to_text(reply.rcode)}")  # type: ignore[arg-type]
                     continue
                 return reply, server
-        raise DnsError("no usable reply: " + "; ".join(problems[-len(self.nameservers) :]))
+        raise DnsError("no usable reply: " + "; ".join(problems[-len(servers) :]))
 
-    async def _udp(self, server: Nameserver, query: Question) -> Reply:
+    async def _udp(self, server: Nameserver, query: Question, timeout: float) -> Reply:
         channel = _open_udp(server)
         try:
-            return await channel.exchange(query, self.timeout)
+            return await channel.exchange(query, timeout)
         finally:
             channel.close()
 
@@ -508,6 +550,6 @@ class BulkResolver(DnsResolver):
             channel = pool[self._turn] = _open_udp(server)
         return channel
 
-    async def _udp(self, server: Nameserver, query: Question) -> Reply:
+    async def _udp(self, server: Nameserver, query: Question, timeout: float) -> Reply:
         async with self._slots:
-            return await self._channel(server).exchange(query, self.timeout)
+            return await self._channel(server).exchange(query, timeout)
