@@ -29,7 +29,7 @@ EXPECTED_TOP_LEVEL = {
     "__version__",
 }
 
-PUBLIC_MODULES = ["mtasecure", "mtasecure.errors", "mtasecure.results"]
+PUBLIC_MODULES = ["mtasecure", "mtasecure.errors", "mtasecure.results", "mtasecure.tlsrpt"]
 
 
 def test_top_level_all_is_pinned() -> None:
