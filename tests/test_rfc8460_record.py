@@ -412,3 +412,16 @@ def test_usable_uris_come_back_in_order(uris: list[str], comma: str) -> None:
     record = parse_record("v=TLSRPTv1;rua=" + comma.join(uris))
     assert record.rua == tuple(uris)
     assert record.ignored_rua == ()
+
+
+@given(st.one_of(_USABLE, _URIISH))
+def test_fast_path_agrees_with_the_full_check(uri: str) -> None:
+    from mtasecure.tlsrpt._record import _check_uri, _check_uri_fully
+
+    try:
+        full = _check_uri_fully(uri, 2)
+    except RecordSyntaxError:
+        with pytest.raises(RecordSyntaxError):
+            _check_uri(uri, 2)
+        return
+    assert _check_uri(uri, 2) == full

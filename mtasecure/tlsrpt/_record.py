@@ -101,6 +101,13 @@ _URI = re.compile(
     """,
     re.VERBOSE | re.ASCII,
 )
+# The usual shapes, a strict subset of _URI plus the mailto and https rules:
+# mailto:dot-atom@host and https://host[:port][/path of unreserved characters].
+_SIMPLE = re.compile(
+    r"(?i:mailto):[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@(?P<domain>[A-Za-z0-9.\-]+)"
+    r"|(?i:https)://(?P<host>[A-Za-z0-9.\-]+)(?::(?P<port>[0-9]{1,5}))?(?:/[A-Za-z0-9._~\-]*)*",
+    re.ASCII,
+)
 _URI_LIST_SEP = re.compile(r"[ \t]*,[ \t]*", re.ASCII)
 _VERSION_THEN_SEP = re.compile(r"v=TLSRPTv1[ \t]*;", re.ASCII)
 
@@ -211,9 +218,7 @@ def parse_record(text: str) -> TlsRptRecord:
             extensions.append((name, value))
     if not seen_rua:
         raise RecordSyntaxError("the required 'rua' field is missing", rule=_RULE)
-    return TlsRptRecord.model_construct(
-        rua=tuple(rua), ignored_rua=tuple(ignored), extensions=tuple(extensions)
-    )
+    return TlsRptRecord(rua=tuple(rua), ignored_rua=tuple(ignored), extensions=tuple(extensions))
 
 
 def select_record(texts: Iterable[str]) -> TlsRptRecord | None:
@@ -242,46 +247,70 @@ def select_record(texts: Iterable[str]) -> TlsRptRecord | None:
 
 
 def _parse_rua(value: str, index: int, rua: list[str], ignored: list[SkippedRua]) -> None:
-    where = f"field {index} (rua)"
-    for uri in _URI_LIST_SEP.split(value):
-        if not uri:
-            raise RecordSyntaxError("empty URI in the rua list", where=where, rule=_RULE)
-        if len(uri) > MAX_URI_LENGTH:
-            raise RecordSyntaxError(
-                f"URI is {len(uri)} characters long, more than {MAX_URI_LENGTH}",
-                where=where,
-                rule=_RULE,
-            )
-        match = _URI.fullmatch(uri)
-        if match is None:
-            raise RecordSyntaxError(
-                f"{_short(uri)!r} is not a URI, or holds an unencoded ',', '!' or ';'",
-                where=where,
-                rule="RFC 8460 §3, RFC 3986 §3",
-            )
-        scheme = match["scheme"].lower()
-        if scheme == "mailto":
-            reason = _mailto_problem(match)
-        elif scheme == "https":
-            reason = _https_problem(match)
-        else:
-            reason = f"scheme {scheme!r} is not mailto or https ({_RULE})"
+    uris = _URI_LIST_SEP.split(value) if " " in value or "\t" in value else value.split(",")
+    for uri in uris:
+        normal, reason = _check_uri(uri, index)
         if reason is not None:
             ignored.append(SkippedRua(uri=uri, reason=reason))
+        elif normal in rua:
             continue
-        normal = scheme + uri[len(scheme) :]
-        if normal in rua:
-            continue
-        if len(rua) >= MAX_RUA_URIS:
-            ignored.append(
-                SkippedRua(
-                    uri=uri,
-                    reason=f"more than {MAX_RUA_URIS} usable URIs; later ones are ignored"
-                    " (RFC 7489 §6.2)",
-                )
-            )
-            continue
-        rua.append(normal)
+        elif len(rua) >= MAX_RUA_URIS:
+            reason = f"more than {MAX_RUA_URIS} usable URIs; later ones are ignored (RFC 7489 §6.2)"
+            ignored.append(SkippedRua(uri=uri, reason=reason))
+        else:
+            rua.append(normal)
+
+
+def _check_uri(uri: str, index: int) -> tuple[str, str | None]:
+    """``(uri with its scheme lower-cased, why it is unusable or None)``.
+
+    The common shapes take a fast path: :data:`_SIMPLE` accepts only a strict
+    subset of what :func:`_check_uri_fully` accepts, so when it matches and the
+    host is a host name the full check would say the same; anything else, and
+    every reason for skipping a URI, comes from the full check.
+    """
+    match = _SIMPLE.fullmatch(uri) if len(uri) <= MAX_URI_LENGTH else None
+    if match is not None:
+        port = match["port"]
+        if not port or 0 < int(port) <= 65535:
+            try:
+                normalize_host(match["host"] or match["domain"])
+            except NameSyntaxError:
+                pass
+            else:
+                scheme = "mailto" if match["host"] is None else "https"
+                return scheme + uri[len(scheme) :], None
+    return _check_uri_fully(uri, index)
+
+
+def _check_uri_fully(uri: str, index: int) -> tuple[str, str | None]:
+    if not uri:
+        raise RecordSyntaxError("empty URI in the rua list", where=_where(index), rule=_RULE)
+    if len(uri) > MAX_URI_LENGTH:
+        raise RecordSyntaxError(
+            f"URI is {len(uri)} characters long, more than {MAX_URI_LENGTH}",
+            where=_where(index),
+            rule=_RULE,
+        )
+    match = _URI.fullmatch(uri)
+    if match is None:
+        raise RecordSyntaxError(
+            f"{_short(uri)!r} is not a URI, or holds an unencoded ',', '!' or ';'",
+            where=_where(index),
+            rule="RFC 8460 §3, RFC 3986 §3",
+        )
+    scheme = match["scheme"].lower()
+    if scheme == "mailto":
+        reason = _mailto_problem(match)
+    elif scheme == "https":
+        reason = _https_problem(match)
+    else:
+        reason = f"scheme {scheme!r} is not mailto or https ({_RULE})"
+    return scheme + uri[len(scheme) :], reason
+
+
+def _where(index: int) -> str:
+    return f"field {index} (rua)"
 
 
 def _mailto_problem(match: re.Match[str]) -> str | None:
