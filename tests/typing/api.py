@@ -10,12 +10,12 @@ The file holds no test functions, so pytest never collects or runs it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import assert_type
+from typing import Literal, assert_type
 
 import dns.rdata
 
 import mtasecure
-from mtasecure import errors, results, tlsrpt
+from mtasecure import errors, results, sts, tlsrpt
 from mtasecure._http import HttpResponse
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.transport import Clock, HttpClient, Resolver
@@ -99,3 +99,37 @@ def tlsrpt_record(texts: list[str]) -> None:
     assert_type(tlsrpt.MAX_URI_LENGTH, int)
     tlsrpt.parse_record(b"v=TLSRPTv1;rua=mailto:reports@example.com")  # type: ignore[arg-type]
     record.rua = ()  # type: ignore[misc]
+
+
+def sts_contract(texts: list[str], policy_bytes: bytes) -> None:
+    """mtasecure.sts: the names issue 2 makes a contract (RFC 8461)."""
+    record = sts.parse_record("v=STSv1; id=20160831085700Z;")
+    assert_type(record, sts.StsRecord)
+    assert_type(record.id, str)
+    assert_type(record.extensions, tuple[tuple[str, str], ...])
+    assert_type(sts.select_record(texts), sts.StsRecord | None)
+    assert_type(sts.select_record(iter(texts)), sts.StsRecord | None)
+
+    policy = sts.parse_policy("version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 86400\n")
+    assert_type(policy, sts.StsPolicy)
+    assert_type(sts.parse_policy(policy_bytes), sts.StsPolicy)
+    assert_type(policy.version, Literal["STSv1"])
+    assert_type(policy.mode, sts.PolicyMode)
+    assert_type(policy.mx, tuple[str, ...])
+    assert_type(policy.max_age, int)
+    assert_type(policy.extensions, tuple[tuple[str, str], ...])
+    assert_type(policy.matches("mx.example.com"), bool)
+    assert_type(sts.PolicyMode("enforce"), sts.PolicyMode)
+
+    findings = sts.lint_policy(policy_bytes)
+    assert_type(findings, list[sts.Finding])
+    assert_type(sts.lint_policy("mode: testing"), list[sts.Finding])
+    assert_type(findings[0].message, str)
+    assert_type(sts.render_policy(policy), str)
+    assert_type(sts.policy_url("example.com"), str)
+    assert_type(sts.match_mx("*.example.com", "mx.example.com"), bool)
+
+    sts.parse_record(b"v=STSv1; id=1")  # type: ignore[arg-type]
+    sts.match_mx("*.example.com")  # type: ignore[call-arg]
+    sts.render_policy("version: STSv1")  # type: ignore[arg-type]
+    policy.mx = ()  # type: ignore[misc]
