@@ -425,3 +425,20 @@ def test_fast_path_agrees_with_the_full_check(uri: str) -> None:
             _check_uri(uri, 2)
         return
     assert _check_uri(uri, 2) == full
+
+
+@given(st.one_of(_RECORDISH, st.text(max_size=80)))
+def test_fast_record_path_agrees_with_the_full_parse(text: str) -> None:
+    from mtasecure.tlsrpt._record import _parse_record_fully
+
+    full: TlsRptRecord | str
+    try:
+        full = _parse_record_fully(text)
+    except RecordSyntaxError as exc:
+        full = str(exc)
+    fast: TlsRptRecord | str
+    try:
+        fast = parse_record(text)
+    except RecordSyntaxError as exc:
+        fast = str(exc)
+    assert fast == full

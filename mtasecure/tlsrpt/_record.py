@@ -108,6 +108,9 @@ _SIMPLE = re.compile(
     r"|(?i:https)://(?P<host>[A-Za-z0-9.\-]+)(?::(?P<port>[0-9]{1,5}))?(?:/[A-Za-z0-9._~\-]*)*",
     re.ASCII,
 )
+# A record of the version and a single rua field, which split_record would cut
+# into exactly ("rua", group 1).
+_RUA_ONLY = re.compile(r"v=TLSRPTv1[ \t]*;[ \t]*rua=([^; \t]+)(?:[ \t]*;[ \t]*)?", re.ASCII)
 _URI_LIST_SEP = re.compile(r"[ \t]*,[ \t]*", re.ASCII)
 _VERSION_THEN_SEP = re.compile(r"v=TLSRPTv1[ \t]*;", re.ASCII)
 
@@ -188,6 +191,18 @@ def parse_record(text: str) -> TlsRptRecord:
             with ``v=TLSRPTv1``, a field or URI is malformed, ``rua`` is
             missing, or a limit is exceeded.
     """
+    match = _RUA_ONLY.fullmatch(text) if len(text) <= MAX_RECORD_LENGTH else None
+    if match is not None:
+        # The usual record, version and one rua field: the same checks as
+        # below, without the general field splitting.
+        rua: list[str] = []
+        ignored: list[SkippedRua] = []
+        _parse_rua(match[1], 2, rua, ignored)
+        return TlsRptRecord(rua=tuple(rua), ignored_rua=tuple(ignored))
+    return _parse_record_fully(text)
+
+
+def _parse_record_fully(text: str) -> TlsRptRecord:
     if len(text) > MAX_RECORD_LENGTH:
         raise RecordSyntaxError(
             f"record is {len(text)} characters long, more than {MAX_RECORD_LENGTH}", rule=_RULE
