@@ -103,13 +103,16 @@ _URI = re.compile(
 )
 # The usual shapes, a strict subset of _URI plus the mailto and https rules:
 # mailto:dot-atom@host and https://host[:port][/path of unreserved characters].
-_SIMPLE = re.compile(
+_SIMPLE_URI = (
     r"(?i:mailto):[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@(?P<domain>[A-Za-z0-9.\-]+)"
-    r"|(?i:https)://(?P<host>[A-Za-z0-9.\-]+)(?::(?P<port>[0-9]{1,5}))?(?:/[A-Za-z0-9._~\-]*)*",
-    re.ASCII,
+    r"|(?i:https)://(?P<host>[A-Za-z0-9.\-]+)(?::(?P<port>[0-9]{1,5}))?(?:/[A-Za-z0-9._~\-]*)*"
 )
-# A record of the version and a single rua field, which split_record would cut
-# into exactly ("rua", group 1).
+_SIMPLE = re.compile(_SIMPLE_URI, re.ASCII)
+# Records that split_record would cut into the version and one rua field:
+# with a single URI of the usual shape, and with any value.
+_ONE_SIMPLE = re.compile(
+    rf"v=TLSRPTv1[ \t]*;[ \t]*rua=(?P<uri>{_SIMPLE_URI})(?:[ \t]*;[ \t]*)?", re.ASCII
+)
 _RUA_ONLY = re.compile(r"v=TLSRPTv1[ \t]*;[ \t]*rua=([^; \t]+)(?:[ \t]*;[ \t]*)?", re.ASCII)
 _URI_LIST_SEP = re.compile(r"[ \t]*,[ \t]*", re.ASCII)
 _VERSION_THEN_SEP = re.compile(r"v=TLSRPTv1[ \t]*;", re.ASCII)
@@ -191,14 +194,19 @@ def parse_record(text: str) -> TlsRptRecord:
             with ``v=TLSRPTv1``, a field or URI is malformed, ``rua`` is
             missing, or a limit is exceeded.
     """
-    match = _RUA_ONLY.fullmatch(text) if len(text) <= MAX_RECORD_LENGTH else None
-    if match is not None:
-        # The usual record, version and one rua field: the same checks as
-        # below, without the general field splitting.
-        rua: list[str] = []
-        ignored: list[SkippedRua] = []
-        _parse_rua(match[1], 2, rua, ignored)
-        return TlsRptRecord(rua=tuple(rua), ignored_rua=tuple(ignored))
+    if len(text) <= MAX_RECORD_LENGTH:
+        # The usual records first, with the same checks as the general path.
+        match = _ONE_SIMPLE.fullmatch(text)
+        if match is not None:
+            uri = _usable_simple_uri(match, "uri")
+            if uri is not None:
+                return TlsRptRecord(rua=(uri,))
+        match = _RUA_ONLY.fullmatch(text)
+        if match is not None:
+            rua: list[str] = []
+            ignored: list[SkippedRua] = []
+            _parse_rua(match[1], 2, rua, ignored)
+            return TlsRptRecord(rua=tuple(rua), ignored_rua=tuple(ignored))
     return _parse_record_fully(text)
 
 
@@ -286,16 +294,26 @@ def _check_uri(uri: str, index: int) -> tuple[str, str | None]:
     """
     match = _SIMPLE.fullmatch(uri) if len(uri) <= MAX_URI_LENGTH else None
     if match is not None:
-        port = match["port"]
-        if not port or 0 < int(port) <= 65535:
-            try:
-                normalize_host(match["host"] or match["domain"])
-            except NameSyntaxError:
-                pass
-            else:
-                scheme = "mailto" if match["host"] is None else "https"
-                return scheme + uri[len(scheme) :], None
+        normal = _usable_simple_uri(match, 0)
+        if normal is not None:
+            return normal, None
     return _check_uri_fully(uri, index)
+
+
+def _usable_simple_uri(match: re.Match[str], group: int | str) -> str | None:
+    """The URI a :data:`_SIMPLE_URI` match holds, scheme lower-cased, if it is usable."""
+    uri = match[group]
+    if len(uri) > MAX_URI_LENGTH:
+        return None
+    port = match["port"]
+    if port and not 0 < int(port) <= 65535:
+        return None
+    try:
+        normalize_host(match["host"] or match["domain"])
+    except NameSyntaxError:
+        return None
+    scheme = "mailto" if match["host"] is None else "https"
+    return scheme + uri[len(scheme) :]
 
 
 def _check_uri_fully(uri: str, index: int) -> tuple[str, str | None]:
