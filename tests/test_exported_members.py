@@ -29,7 +29,13 @@ EXPECTED_TOP_LEVEL = {
     "__version__",
 }
 
-PUBLIC_MODULES = ["mtasecure", "mtasecure.errors", "mtasecure.results", "mtasecure.tlsrpt"]
+PUBLIC_MODULES = [
+    "mtasecure",
+    "mtasecure.errors",
+    "mtasecure.results",
+    "mtasecure.sts",
+    "mtasecure.tlsrpt",
+]
 
 
 def test_top_level_all_is_pinned() -> None:

@@ -23,11 +23,12 @@ from mtasecure.sts._policy import (
 from mtasecure.sts._publish import StsPublication, build_policy, build_publication, policy_id
 from mtasecure.sts._record import StsRecord, parse_record, record_name, render_record, select_record
 
-__all__ = [
+# Plain sorted() order, which tests/test_exported_members.py checks.
+__all__ = [  # noqa: RUF022
+    "Finding",
     "MAX_AGE_LIMIT",
     "MAX_MX_PATTERNS",
     "MAX_POLICY_BYTES",
-    "Finding",
     "PolicyMode",
     "Severity",
     "StsPolicy",

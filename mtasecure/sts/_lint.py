@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mtasecure._names import match_wildcard
 from mtasecure.errors import NameSyntaxError, ParseError, PolicySyntaxError, RecordSyntaxError
-from mtasecure.sts._match import cached_host
+from mtasecure.sts._match import cached_host, cached_pattern
 from mtasecure.sts._policy import (
     KNOWN_KEYS,
     MAX_AGE_DIGITS,
@@ -122,7 +122,10 @@ def lint_policy(text: str | bytes, *, mx_hosts: Iterable[str] | None = None) -> 
         findings.append(
             _f(Severity.WARNING, None, "byte-order-mark", "remove the byte order mark", _POLICY)
         )
-    findings += _lint_lines(text)
+    syntax_lines = {f.line for f in findings}  # the one syntax error, if any
+    findings += [
+        f for f in _lint_lines(text) if not (f.code == "mx-invalid" and f.line in syntax_lines)
+    ]
     if policy is not None:
         findings += _lint_values(policy)
         if mx_hosts is not None:
@@ -259,6 +262,13 @@ def _lint_lines(text: str) -> list[Finding]:
 
 def _lint_mx_text(lineno: int, value: str) -> list[Finding]:
     findings = []
+    try:
+        cached_pattern(value)
+    except NameSyntaxError as exc:
+        findings.append(
+            _f(Severity.ERROR, lineno, "mx-invalid", f"mx {value!r}: {exc.message}", _POLICY)
+        )
+        return findings
     if not value.isascii():
         findings.append(
             _f(

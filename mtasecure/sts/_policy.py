@@ -161,7 +161,10 @@ class StsPolicy(BaseModel):
     @field_validator("mx")
     @classmethod
     def _normalise_mx(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        patterns = tuple(dict.fromkeys(cached_pattern(p) for p in value))
+        try:
+            patterns = tuple(dict.fromkeys(cached_pattern(p) for p in value))
+        except NameSyntaxError as exc:  # pydantic reports only ValueError as invalid input
+            raise ValueError(str(exc)) from exc
         if len(patterns) > MAX_MX_PATTERNS:
             raise ValueError(f"more than {MAX_MX_PATTERNS} mx patterns")
         return patterns

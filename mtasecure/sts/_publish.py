@@ -92,8 +92,6 @@ def build_policy(
             max_age=max_age,
             extensions=tuple(extensions),
         )
-    except NameSyntaxError as exc:
-        raise UsageError(f"invalid mx pattern: {exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(error["msg"] for error in exc.errors())
         raise UsageError(f"invalid policy: {problems}") from exc
