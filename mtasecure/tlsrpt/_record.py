@@ -162,6 +162,11 @@ class TlsRptRecord(BaseModel):
     extensions: tuple[tuple[str, str], ...] = ()
 
 
+# Building a model through its validator skips BaseModel.__init__'s keyword
+# handling: the same checks, about a third less time.
+_validate = TlsRptRecord.__pydantic_validator__.validate_python
+
+
 def record_name(domain: str) -> str:
     """The DNS name at which ``domain`` publishes its TLS-RPT record (RFC 8460 §3).
 
@@ -200,13 +205,13 @@ def parse_record(text: str) -> TlsRptRecord:
         if match is not None:
             uri = _usable_simple_uri(match, "uri")
             if uri is not None:
-                return TlsRptRecord(rua=(uri,))
+                return _validate({"rua": (uri,)})  # type: ignore[no-any-return]
         match = _RUA_ONLY.fullmatch(text)
         if match is not None:
             rua: list[str] = []
             ignored: list[SkippedRua] = []
             _parse_rua(match[1], 2, rua, ignored)
-            return TlsRptRecord(rua=tuple(rua), ignored_rua=tuple(ignored))
+            return _validate({"rua": tuple(rua), "ignored_rua": tuple(ignored)})  # type: ignore[no-any-return]
     return _parse_record_fully(text)
 
 
