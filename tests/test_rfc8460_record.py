@@ -206,6 +206,14 @@ def test_error_names_the_field() -> None:
     assert str(info.value).startswith("field 3 (rua): 'a b' is not a URI")
 
 
+@pytest.mark.parametrize("value", [b"v=TLSRPTv1;rua=mailto:reports@example.com", None, 1])
+def test_non_text_is_a_record_syntax_error(value: object) -> None:
+    with pytest.raises(RecordSyntaxError, match="expected a str"):
+        parse_record(value)  # type: ignore[arg-type]
+    # select_record discards what is not text, as it discards non-TLS-RPT records.
+    assert select_record([value, GOOD]) == parse_record(GOOD)  # type: ignore[list-item]
+
+
 def test_record_length_limit() -> None:
     head = f"v=TLSRPTv1;rua={MAILTO};x="
     at_limit = head + "y" * (MAX_RECORD_LENGTH - len(head))

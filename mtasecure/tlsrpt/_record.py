@@ -197,8 +197,10 @@ def parse_record(text: str) -> TlsRptRecord:
     Raises:
         RecordSyntaxError: the text breaks the §3 grammar: it does not start
             with ``v=TLSRPTv1``, a field or URI is malformed, ``rua`` is
-            missing, or a limit is exceeded.
+            missing, or a limit is exceeded; or it is not a ``str``.
     """
+    if not isinstance(text, str):
+        raise RecordSyntaxError(f"expected a str, got {type(text).__name__}", rule=_RULE)
     if len(text) <= MAX_RECORD_LENGTH:
         # The usual records first, with the same checks as the general path.
         match = _ONE_SIMPLE.fullmatch(text)
@@ -265,7 +267,7 @@ def select_record(texts: Iterable[str]) -> TlsRptRecord | None:
         The one record, or ``None`` when there is not exactly one or the one
         left does not parse — meaning "send no report".
     """
-    candidates = [text for text in texts if _VERSION_THEN_SEP.match(text)]
+    candidates = [t for t in texts if isinstance(t, str) and _VERSION_THEN_SEP.match(t)]
     if len(candidates) != 1:
         return None
     try:
