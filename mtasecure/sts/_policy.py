@@ -84,6 +84,7 @@ __all__ = [
     "KNOWN_KEYS",
     "MAX_AGE_DIGITS",
     "MAX_AGE_LIMIT",
+    "MAX_MEMO_KEY",
     "MAX_MX_PATTERNS",
     "MAX_POLICY_BYTES",
     "POLICY_VERSION",
@@ -104,6 +105,8 @@ MAX_MX_PATTERNS = 4096
 """Most distinct ``mx`` patterns in one policy; bounds the work of every MX check."""
 POLICY_VERSION = "STSv1"
 """The only ``version`` value defined (RFC 8461 §3.2)."""
+MAX_MEMO_KEY = 300
+"""Longest raw ``mx`` value (name plus surrounding spaces) kept in the parser's memo."""
 KNOWN_KEYS = ("version", "mode", "mx", "max_age")
 """The keys RFC 8461 §3.2 defines; every other key is an extension."""
 
@@ -113,8 +116,6 @@ _KNOWN = frozenset(KNOWN_KEYS)
 _MX, _MAX_AGE, _MODE, _VERSION = 1, 2, 3, 4
 _KIND = {"mx": _MX, "max_age": _MAX_AGE, "mode": _MODE, "version": _VERSION}
 _MX_CACHE: dict[str, str] = {}
-MAX_MEMO_KEY = 300
-"""Longest raw ``mx`` value (name plus surrounding spaces) kept in the parser's memo."""
 _ext_name = EXT_NAME.fullmatch
 _BAD_EXT_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
