@@ -8,6 +8,27 @@ network library; the defaults live in their own modules.
 
 from __future__ import annotations
 
-from mtasecure.transport._protocols import Clock, HttpClient, Resolver
+from mtasecure._smtpwire import (
+    EhloKeyword,
+    EhloResponse,
+    ProbeOutcome,
+    ProbeResult,
+    ProbeStage,
+    SmtpReply,
+    StepTiming,
+)
+from mtasecure.transport._protocols import Clock, HttpClient, Resolver, SmtpConnector
 
-__all__ = ["Clock", "HttpClient", "Resolver"]
+__all__ = [
+    "Clock",
+    "EhloKeyword",
+    "EhloResponse",
+    "HttpClient",
+    "ProbeOutcome",
+    "ProbeResult",
+    "ProbeStage",
+    "Resolver",
+    "SmtpConnector",
+    "SmtpReply",
+    "StepTiming",
+]
