@@ -196,9 +196,10 @@ def parse_reply(data: bytes) -> SmtpReply:
         MessageSyntaxError: the data is not exactly one well-formed reply.
     """
     reader = ReplyReader()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
+    pieces = data.split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
     for number, line in enumerate(lines, start=1):
         reply = reader.feed(line)
         if reply is not None:

@@ -256,7 +256,7 @@ class _Probe:
 
         ehlo_tls = await self._ehlo(ProbeStage.EHLO_AFTER_TLS)
         self.seen["ehlo_tls"] = ehlo_tls
-        await self._quit()
+        await self._quit(last_step=True)
 
     def _begin(self, stage: ProbeStage) -> float:
         self.stage = stage
@@ -344,8 +344,12 @@ class _Probe:
         self.seen["tls_cipher"] = cipher[0] if cipher else None
         self.seen["chain"], self.seen["chain_complete"] = presented_chain(tls)
 
-    async def _quit(self) -> None:
-        """Say QUIT and read the reply, best effort: its fate changes no outcome."""
+    async def _quit(self, *, last_step: bool = False) -> None:
+        """Say QUIT and read the reply, best effort: its fate changes no outcome.
+
+        Only a probe that went through every step ends at stage ``QUIT``; one
+        that quits early keeps the stage where it stopped.
+        """
         if self.writer is None or self.writer.is_closing():
             return
         previous = self.stage
@@ -364,8 +368,7 @@ class _Probe:
             pass
         else:
             self._end(started)
-        # A failed step keeps its own stage; only a full run ends on QUIT.
-        if previous is not ProbeStage.EHLO_AFTER_TLS:
+        if not last_step:
             self.stage = previous
 
     async def _close(self) -> None:
