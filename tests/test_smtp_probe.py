@@ -547,3 +547,27 @@ def test_without_get_unverified_chain_the_leaf_is_kept_and_flagged() -> None:
 def test_connectors_satisfy_the_protocol() -> None:
     assert isinstance(AsyncioSmtpConnector(), SmtpConnector)
     assert isinstance(FakeSmtp(), SmtpConnector)
+
+
+class _RecordingSocket:
+    def __init__(self) -> None:
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options.append((level, option, value))
+
+
+class _Writer:
+    def __init__(self, raw: object) -> None:
+        self.raw = raw
+
+    def get_extra_info(self, name: str) -> object:
+        return self.raw if name == "socket" else None
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="Linux-only socket option")
+def test_quickack_is_requested_after_the_handshake() -> None:
+    raw = _RecordingSocket()
+    smtp_module._ack_quickly(_Writer(raw))  # type: ignore[arg-type]
+    assert raw.options == [(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)]
+    smtp_module._ack_quickly(_Writer(None))  # type: ignore[arg-type]  # no socket: no error

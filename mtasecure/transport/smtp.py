@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import socket
 import ssl
 import time
 from typing import Any
@@ -336,6 +337,7 @@ class _Probe:
             raise _Stop(ProbeOutcome.TIMEOUT, f"TLS handshake not done within {timeout}s") from exc
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             raise _Stop(ProbeOutcome.TLS_HANDSHAKE_FAILED, _describe(exc)) from exc
+        _ack_quickly(self.writer)
         tls = self.writer.get_extra_info("ssl_object")
         if not isinstance(tls, ssl.SSLObject):
             raise _Stop(ProbeOutcome.TLS_HANDSHAKE_FAILED, "no TLS session after the handshake")
@@ -403,6 +405,25 @@ def presented_chain(tls: ssl.SSLObject) -> tuple[tuple[bytes, ...], bool]:
             return der, True
     leaf = tls.getpeercert(binary_form=True)
     return ((leaf,) if leaf else ()), False
+
+
+def _ack_quickly(writer: asyncio.StreamWriter) -> None:
+    """Ask Linux to acknowledge the next segments at once (``TCP_QUICKACK``).
+
+    A TLS 1.3 server sends its NewSessionTicket right after the handshake;
+    the client's EHLO is already on its way, so the ticket arrives when the
+    client has nothing to send and its kernel delays the ACK (up to 40 ms).
+    A server that has Nagle's algorithm on then holds its EHLO reply until
+    that ACK comes. Measured against Postfix on loopback, this one option
+    took the EHLO after TLS from about 40 ms to under 1 ms on most probes.
+    Elsewhere (no ``TCP_QUICKACK``) it does nothing.
+    """
+    option = getattr(socket, "TCP_QUICKACK", None)
+    raw = writer.get_extra_info("socket")
+    if option is None or raw is None:
+        return
+    with contextlib.suppress(OSError):
+        raw.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
 def _describe(exc: BaseException) -> str:
