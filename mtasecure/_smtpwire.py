@@ -148,7 +148,8 @@ class ReplyReader:
             )
         self._lines.append(text)
         if last:
-            return SmtpReply(code=code, lines=tuple(self._lines))
+            # Built from checked parts: skip pydantic's validation (hot path).
+            return SmtpReply.model_construct(code=code, lines=tuple(self._lines))
         return None
 
 
@@ -286,7 +287,7 @@ def parse_ehlo(reply: SmtpReply) -> EhloResponse:
     keywords: list[EhloKeyword] = []
     for number, line in enumerate(reply.lines[1:], start=2):
         keywords.append(_parse_ehlo_line(line, f"EHLO reply line {number}"))
-    return EhloResponse(domain=domain, greeting=greeting, keywords=tuple(keywords))
+    return EhloResponse.model_construct(domain=domain, greeting=greeting, keywords=tuple(keywords))
 
 
 def _parse_ehlo_line(line: str, where: str) -> EhloKeyword:
@@ -310,7 +311,7 @@ def _parse_ehlo_line(line: str, where: str) -> EhloKeyword:
                 where=where,
                 rule=_RULE_EHLO,
             )
-    return EhloKeyword(name=keyword.upper(), params=tuple(params))
+    return EhloKeyword.model_construct(name=keyword.upper(), params=tuple(params))
 
 
 class ProbeStage(StrEnum):
