@@ -29,7 +29,13 @@ EXPECTED_TOP_LEVEL = {
     "__version__",
 }
 
-PUBLIC_MODULES = ["mtasecure", "mtasecure.errors", "mtasecure.results"]
+PUBLIC_MODULES = [
+    "mtasecure",
+    "mtasecure.certs",
+    "mtasecure.dane",
+    "mtasecure.errors",
+    "mtasecure.results",
+]
 
 
 def test_top_level_all_is_pinned() -> None:
