@@ -13,7 +13,7 @@ certificate under an intermediate CA, loopback only):
 
 Run as root (Postfix's master needs it), from the repository root::
 
-    /work/venv/bin/python -m benchmarks.bench_smtp --probes 200
+    /work/venv/bin/python benchmarks/bench_smtp.py --probes 300 --rounds 5
 
 Prints probes/s per client and concurrency, and each peer's ratio to mtasecure.
 """
@@ -24,10 +24,14 @@ import argparse
 import asyncio
 import smtplib
 import ssl
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import trustme
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mtasecure.transport import ProbeOutcome
 from mtasecure.transport.smtp import AsyncioSmtpConnector
