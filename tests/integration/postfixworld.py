@@ -233,3 +233,62 @@ class PostfixWorld:
             instance.stop()
         self.instances.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---- posttls-finger with a private validating resolver --------------------------
+
+RESOLVER_ADDRESS = "127.0.53.1"
+"""Where :func:`unbound_for_postfix` listens: Postfix reads ``/etc/resolv.conf``,
+which cannot name a port, so the resolver must answer on port 53 of a loopback
+address nobody else uses."""
+
+FINGER_TIMEOUT = 60.0
+"""Seconds one ``posttls-finger`` run may take."""
+
+
+def require_mount_namespace() -> str:
+    """``unshare``'s path, after checking that a private mount namespace can be made.
+
+    ``posttls-finger`` must see a ``resolv.conf`` that points at the test
+    resolver; it gets one bind-mounted in its own mount namespace, so the
+    host's file is never touched. Skips locally (fails in CI) when that is
+    not possible.
+    """
+    unshare = require_binary("unshare")
+    probe = subprocess.run([unshare, "-m", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        message = f"cannot create a mount namespace: {probe.stderr.decode(errors='replace')}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return unshare
+
+
+def posttls_finger(
+    host: str,
+    port: int,
+    *,
+    resolv_conf: Path,
+    level: str = "dane",
+    extra: tuple[str, ...] = (),
+) -> str:
+    """Run ``posttls-finger -l LEVEL [host]:port`` with ``resolv_conf`` as its resolver.
+
+    Returns its whole output. Postfix's verdict is the line ``Verified TLS
+    connection established`` (the peer was authenticated), ``Untrusted TLS
+    connection established`` (encrypted, not authenticated) or neither.
+    """
+    finger = require_binary("posttls-finger")
+    unshare = require_mount_namespace()
+    script = (
+        f'mount --bind "{resolv_conf}" /etc/resolv.conf && exec "{finger}" -t 10 -T 10 '
+        f'-l {level} {" ".join(extra)} "[{host}]:{port}"'
+    )
+    done = subprocess.run(
+        [unshare, "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=FINGER_TIMEOUT,
+        check=False,
+    )
+    return done.stdout + done.stderr
