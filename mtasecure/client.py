@@ -13,7 +13,13 @@ import asyncio
 from types import TracebackType
 from typing import Any, Self
 
-from mtasecure._mxcheck import MxCheck, check_session, plan_address_dane, weakest_security
+from mtasecure._mxcheck import (
+    MxAddressCheck,
+    MxCheck,
+    check_session,
+    plan_address_dane,
+    weakest_security,
+)
 from mtasecure._names import normalize_host
 from mtasecure.certs import TrustStore
 from mtasecure.dane import plan_dane
@@ -23,7 +29,7 @@ from mtasecure.transport import Clock, DnsResolver, Resolver, SmtpConnector, Sys
 from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
 from mtasecure.transport.trust import load_system_trust_store
 
-__all__ = ["MtaSecure"]
+__all__ = ["MtaSecure", "MxAddressCheck", "MxCheck"]
 
 
 class MtaSecure:

@@ -164,3 +164,9 @@ def test_unreadable_chain_is_a_validation_failure(pki: dict[str, object]) -> Non
     assert failed is not None
     assert failed.state is DaneState.FAILED
     assert weakest_security((answer, bogus)) is Security.BOGUS
+
+
+def test_client_exports_the_check_types() -> None:
+    import mtasecure.client
+
+    assert mtasecure.client.__all__ == ["MtaSecure", "MxAddressCheck", "MxCheck"]
