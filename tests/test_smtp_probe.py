@@ -18,6 +18,8 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtasecure import UsageError
 from mtasecure._smtpwire import MAX_REPLY_LINE_OCTETS, MAX_REPLY_LINES
@@ -522,7 +524,13 @@ async def test_bad_arguments_are_usage_errors(host: str, address: str, port: int
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"banner_timeout": 0}, {"connect_timeout": -1.0}, {"helo_name": ""}, {"helo_name": "a b"}],
+    [
+        {"banner_timeout": 0},
+        {"connect_timeout": -1.0},
+        {"helo_name": ""},
+        {"helo_name": "a b"},
+        {"helo_name": "mx.bücher.example"},
+    ],
 )
 def test_bad_configuration_is_a_usage_error(kwargs: dict[str, Any]) -> None:
     with pytest.raises(UsageError):
@@ -571,3 +579,44 @@ def test_quickack_is_requested_after_the_handshake() -> None:
     smtp_module._ack_quickly(_Writer(raw))  # type: ignore[arg-type]
     assert raw.options == [(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)]
     smtp_module._ack_quickly(_Writer(None))  # type: ignore[arg-type]  # no socket: no error
+
+
+_server_lines = st.lists(
+    st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from([b"220 mx", b"250-mx", b"250 STARTTLS", b"220 go", b"454 no", b"250 x"]),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(banner=_server_lines, replies=_server_lines, close_early=st.booleans())
+def test_fuzz_whatever_the_server_sends_the_probe_returns_a_result(
+    banner: list[bytes], replies: list[bytes], close_early: bool
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"".join(line + b"\r\n" for line in banner))
+        await writer.drain()
+        if close_early:
+            return
+        for line in replies:
+            with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                await asyncio.wait_for(reader.readuntil(b"\n"), 0.2)
+            writer.write(line + b"\r\n")
+            await writer.drain()
+
+    async def main() -> None:
+        async with serve(handler) as port:
+            connector = AsyncioSmtpConnector(
+                banner_timeout=0.3,
+                command_timeout=0.3,
+                tls_handshake_timeout=0.3,
+                quit_timeout=0.2,
+            )
+            result = await connector.probe(HOST, "127.0.0.1", port=port)
+        assert result.outcome in set(ProbeOutcome)
+        assert result.outcome is not ProbeOutcome.OK
+        assert (result.detail != "") is (result.outcome is not ProbeOutcome.OK)
+
+    asyncio.run(main())

@@ -123,9 +123,14 @@ class AsyncioSmtpConnector:
             if not value > 0:
                 raise UsageError(f"{name} must be a positive number of seconds, not {value!r}")
         if helo_name is not None and (
-            not helo_name or any(c.isspace() or not c.isprintable() for c in helo_name)
+            not helo_name
+            or not helo_name.isascii()
+            or any(c.isspace() or not c.isprintable() for c in helo_name)
         ):
-            raise UsageError(f"helo_name {helo_name!r} is not a domain or address literal")
+            raise UsageError(
+                f"helo_name {helo_name!r} is not an ASCII domain or address literal "
+                "(RFC 5321 §4.1.1.1; send IDNs as A-labels)"
+            )
         self.helo_name = helo_name
         self.connect_timeout = connect_timeout
         self.banner_timeout = banner_timeout
@@ -242,8 +247,8 @@ class _Probe:
             raise _Stop(
                 ProbeOutcome.STARTTLS_REFUSED, f"STARTTLS was answered {reply} (RFC 3207 §4)"
             )
-        assert self.reader is not None
-        if self.reader._buffer:  # type: ignore[attr-defined]
+        # StreamReader has no public "bytes buffered" accessor.
+        if getattr(self.reader, "_buffer", b""):
             # Plaintext sent after "220" would be read as if it came through
             # TLS: the response injection RFC 3207 §5 warns against.
             raise _Stop(
