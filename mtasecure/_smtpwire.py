@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import NamedTuple
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
@@ -216,15 +217,16 @@ def parse_reply(data: bytes) -> SmtpReply:
     )
 
 
-class EhloKeyword(BaseModel):
+class EhloKeyword(NamedTuple):
     """One service extension a server offers in its EHLO reply (RFC 5321 §4.1.1.1).
+
+    A named tuple rather than a model: an EHLO reply carries a dozen of them
+    and the probe builds them on its hot path.
 
     Attributes:
         name: the keyword, upper-cased (``"STARTTLS"``, ``"REQUIRETLS"``).
         params: its parameters as sent (``("10240000",)`` for ``SIZE``).
     """
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     params: tuple[str, ...] = ()
@@ -311,7 +313,7 @@ def _parse_ehlo_line(line: str, where: str) -> EhloKeyword:
                 where=where,
                 rule=_RULE_EHLO,
             )
-    return EhloKeyword.model_construct(name=keyword.upper(), params=tuple(params))
+    return EhloKeyword(keyword.upper(), tuple(params))
 
 
 class ProbeStage(StrEnum):
@@ -356,10 +358,8 @@ class ProbeOutcome(StrEnum):
     """The server sent a malformed or oversized reply (RFC 5321 §4.2, §4.5.3.1)."""
 
 
-class StepTiming(BaseModel):
+class StepTiming(NamedTuple):
     """How long one probe step took, in seconds of a monotonic clock."""
-
-    model_config = ConfigDict(frozen=True)
 
     stage: ProbeStage
     seconds: float

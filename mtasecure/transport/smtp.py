@@ -269,9 +269,7 @@ class _Probe:
         return time.perf_counter()
 
     def _end(self, started: float) -> None:
-        self.timings.append(
-            StepTiming.model_construct(stage=self.stage, seconds=time.perf_counter() - started)
-        )
+        self.timings.append(StepTiming(self.stage, time.perf_counter() - started))
 
     async def _ehlo(self, stage: ProbeStage) -> EhloResponse:
         started = self._begin(stage)
