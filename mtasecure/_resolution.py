@@ -29,6 +29,7 @@ Rules applied (trusted-validator mode):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -83,6 +84,9 @@ def combine_security(statuses: Iterable[Security]) -> Security:
     return worst if worst is not None else Security.INDETERMINATE
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
+
+
 def query_name(name: str) -> dns.name.Name:
     """The absolute DNS name for ``name`` (A-labels; ``_`` labels allowed).
 
@@ -93,6 +97,8 @@ def query_name(name: str) -> dns.name.Name:
     if not isinstance(name, str) or not name or not name.isascii():
         raise UsageError(f"not an ASCII DNS name: {name!r} (RFC 1035 §2.3.1)")
     try:
+        if _PLAIN_NAME.fullmatch(name):  # the common case, without the escape parser
+            return dns.name.Name([*(label.encode() for label in name.rstrip(".").split(".")), b""])
         return dns.name.from_text(name)
     except dns.exception.DNSException as exc:
         raise UsageError(f"not a DNS name: {name!r}: {exc} (RFC 1035 §2.3.4)") from exc
@@ -121,8 +127,9 @@ class Question:
     wire_name: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", name_key(self.qname))
-        object.__setattr__(self, "wire_name", self.qname.to_wire())
+        labels = self.qname.labels  # absolute: ends with the root's empty label
+        object.__setattr__(self, "key", tuple(label.lower() for label in labels[:-1]))
+        object.__setattr__(self, "wire_name", b"".join(bytes((len(x),)) + x for x in labels))
 
     def to_wire(self, qid: int) -> bytes:
         """The query with ID ``qid``: RD, AD and DO set, CD if asked, :data:`EDNS_PAYLOAD`."""
@@ -136,6 +143,10 @@ class Question:
 
 
 _CLASS_IN = 1
+_UNTRUSTED = (
+    "answered by a nameserver that is not trusted: its AD bit is ignored, "
+    "the data is not authenticated (RFC 4035 §4.9.3)"
+)
 
 
 def _text(name: dns.name.Name) -> str:
@@ -159,7 +170,10 @@ class Resolution:
 
     def __init__(self, name: str, rdtype: str, *, max_chain: int = MAX_CNAME_CHAIN) -> None:
         self.qname = query_name(name)
+        plain = _PLAIN_NAME.fullmatch(name) is not None
+        self._name_text = name.lower().rstrip(".") if plain else _text(self.qname)
         self.rdtype = query_type(rdtype)
+        self._rdtype_text = rdtype.upper()
         self.max_chain = max_chain
         self._current = self.qname
         self._chain: list[dns.name.Name] = []
@@ -288,20 +302,25 @@ class Resolution:
         self._finish(records=(), nxdomain=rcode == dns.rcode.NXDOMAIN)
 
     def _finish(self, *, records: tuple[str, ...], nxdomain: bool = False) -> None:
-        self._done = DnsAnswer(
-            name=_text(self.qname),
-            rdtype=dns.rdatatype.to_text(self.rdtype),
+        security = combine_security(self._statuses)
+        why = _UNTRUSTED if security is Security.INDETERMINATE else ""
+        # Built from checked values: skip the model's validation (bulk-mode hot path).
+        self._done = DnsAnswer.model_construct(
+            name=self._name_text,
+            rdtype=self._rdtype_text,
             records=records,
-            security=combine_security(self._statuses),
+            security=security,
             ttl=min(self._ttls) if self._ttls else 0,
             nxdomain=nxdomain,
             cname_chain=tuple(_text(n) for n in self._chain),
+            failed=False,
+            why=why,
         )
 
     def _finish_failed(self, security: Security, why: str) -> None:
         self._done = DnsAnswer(
-            name=_text(self.qname),
-            rdtype=dns.rdatatype.to_text(self.rdtype),
+            name=self._name_text,
+            rdtype=self._rdtype_text,
             security=combine_security([*self._statuses, security]),
             cname_chain=tuple(_text(n) for n in self._chain),
             failed=True,

@@ -18,6 +18,7 @@ counts, and no octet may follow the last one. Anything else raises
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -140,9 +141,16 @@ class Reply:
     def text(self, record: WireRecord) -> str:
         """The record's data in presentation format, as dnspython prints it.
 
+        A, MX, CNAME and TXT take a short path written here (the property tests
+        hold it to dnspython's output); every other type is decoded by
+        ``dns.rdata.from_wire``.
+
         Raises:
             DnsError: the data is not valid for its type.
         """
+        fast = _FAST_TEXT.get(record.rdtype)
+        if fast is not None and record.length and record.rdclass == _CLASS_IN:
+            return fast(self.wire, record.offset, record.offset + record.length)
         try:
             rdata = dns.rdata.from_wire(
                 dns.rdataclass.RdataClass.make(record.rdclass),
@@ -178,6 +186,66 @@ class Reply:
         if end + 20 != record.offset + record.length:
             raise DnsError("malformed SOA record")
         return int.from_bytes(self.wire[end + 16 : end + 20], "big")
+
+
+_PLAIN_LABEL = re.compile(rb"[A-Za-z0-9_-]+")
+
+
+def _name_text(labels: list[bytes]) -> str:
+    if all(_PLAIN_LABEL.fullmatch(label) for label in labels):
+        return "".join(label.decode("ascii") + "." for label in labels) or "."
+    return dns.name.Name([*labels, b""]).to_text()
+
+
+def _a_text(wire: bytes, start: int, end: int) -> str:
+    if end - start != 4:
+        raise DnsError("malformed A record: not 4 octets")
+    return "%d.%d.%d.%d" % tuple(wire[start:end])  # noqa: UP031
+
+
+def _name_rdata_text(wire: bytes, start: int, end: int) -> str:
+    labels, stop = _read_name(wire, start)
+    if stop != end:
+        raise DnsError("malformed record: data after the name")
+    return _name_text(labels)
+
+
+def _mx_text(wire: bytes, start: int, end: int) -> str:
+    if end - start < 3:
+        raise DnsError("malformed MX record: too short")
+    return (
+        f"{int.from_bytes(wire[start : start + 2], 'big')} {_name_rdata_text(wire, start + 2, end)}"
+    )
+
+
+def _txt_text(wire: bytes, start: int, end: int) -> str:
+    parts = []
+    while start < end:
+        length = wire[start]
+        chunk = wire[start + 1 : start + 1 + length]
+        start += 1 + length
+        if start > end:
+            raise DnsError("malformed TXT record: string runs past the record")
+        parts.append('"' + _quote(chunk) + '"')
+    return " ".join(parts)
+
+
+def _quote(chunk: bytes) -> str:
+    if _PLAIN_TEXT.fullmatch(chunk):
+        return chunk.decode("ascii")
+    out = []
+    for c in chunk:
+        if c in (0x22, 0x5C):
+            out.append("\\" + chr(c))
+        elif 0x20 <= c < 0x7F:
+            out.append(chr(c))
+        else:
+            out.append(f"\\{c:03d}")
+    return "".join(out)
+
+
+_PLAIN_TEXT = re.compile(rb"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+_FAST_TEXT = {1: _a_text, 15: _mx_text, 5: _name_rdata_text, 16: _txt_text}
 
 
 def _read_name(wire: bytes, offset: int) -> tuple[list[bytes], int]:

@@ -22,9 +22,13 @@ from mtasecure._mxcheck import (
 )
 from mtasecure._names import normalize_host
 from mtasecure.certs import TrustStore
-from mtasecure.dane import plan_dane
+from mtasecure.dane import DanePolicy, DaneState, plan_dane
+from mtasecure.decision import DeliveryPlan, MxCandidate, StsState, TlsaState, plan
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.mx import MxSet, parse_mx
+from mtasecure.requiretls import MessageFlags
+from mtasecure.results import FailureReason
+from mtasecure.sts import StsPolicy
 from mtasecure.transport import Clock, DnsResolver, Resolver, SmtpConnector, SystemClock
 from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
 from mtasecure.transport.trust import load_system_trust_store
@@ -104,6 +108,71 @@ class MtaSecure:
         """
         return parse_mx(await self.resolver.resolve(normalize_host(domain), "MX"))
 
+    async def plan_delivery(
+        self,
+        domain: str,
+        message_flags: MessageFlags | None = None,
+        *,
+        sts: StsState | StsPolicy | None = None,
+        port: int = 25,
+    ) -> DeliveryPlan:
+        """What each MX session for a message to ``domain`` must prove (``mtasecure.decision``).
+
+        Looks up the MX set and, for the hosts of a DNSSEC-``secure`` MX set,
+        their addresses and then their TLSA records (RFC 7672 §2.2.2: address
+        records first; an ``insecure`` address answer means no TLSA lookup; a
+        failed or ``bogus`` one makes the host unusable, §2.1.2), and hands it
+        all to :func:`mtasecure.decision.plan`.
+
+        Args:
+            domain: the recipient domain.
+            message_flags: from :func:`mtasecure.requiretls.flag_message`.
+            sts: the domain's MTA-STS state (or its policy). MTA-STS discovery
+                and fetching are not part of this facade yet, so the caller
+                supplies it; ``None`` means no policy.
+            port: the SMTP port, for the ``_<port>._tcp`` TLSA name.
+
+        Raises:
+            NameSyntaxError: ``domain`` is not a host name.
+            ParseError: the resolver returned MX records that cannot be read.
+        """
+        name = normalize_host(domain)
+        state = StsState.of(sts) if isinstance(sts, StsPolicy) else sts
+        mx_set = await self.resolve_mx(name)
+        if mx_set.failed:
+            return plan(
+                name,
+                mx_security=mx_set.security,
+                mx=(),
+                sts=state,
+                flags=message_flags,
+                mx_lookup_failed=True,
+            )
+        candidates = await asyncio.gather(
+            *(self._mx_candidate(name, h.host, h.preference, mx_set, port) for h in mx_set.hosts)
+        )
+        return plan(
+            name, mx_security=mx_set.security, mx=candidates, sts=state, flags=message_flags
+        )
+
+    async def _mx_candidate(
+        self, domain: str, host: str, preference: int, mx_set: MxSet, port: int
+    ) -> MxCandidate:
+        base = MxCandidate(host=host, preference=preference, implicit=mx_set.implicit)
+        if mx_set.security is not Security.SECURE:
+            return base  # DANE only for a secure MX set (mtasecure.decision, RFC 7672 §2.2.1)
+        address = await self.resolver.resolve(host, "A")
+        if not address.failed and not address.records and address.security is Security.SECURE:
+            address = await self.resolver.resolve(host, "AAAA")
+        if address.failed or address.security in (Security.BOGUS, Security.INDETERMINATE):
+            return base.model_copy(update={"tlsa": TlsaState.FAILED})
+        if address.security is not Security.SECURE or not address.records:
+            return base
+        tlsa = await self.resolver.resolve(f"_{port}._tcp.{host}", "TLSA")
+        return MxCandidate.from_dane(
+            host, preference, plan_dane(tlsa, True, next_hop=domain), implicit=mx_set.implicit
+        )
+
     async def check_mx(
         self,
         domain: str,
@@ -114,8 +183,11 @@ class MtaSecure:
     ) -> MxCheck:
         """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4).
 
-        Steps: the domain's MX answer (its DNSSEC status, and whether ``mx`` is
-        in it, decide the DANE-TA reference names, RFC 7672 §3.2.2); the A and
+        Steps: the domain's MX answer (a bogus or failed one means the MX must
+        not be used, an insecure one that lists ``mx`` means DANE does not
+        apply, RFC 7672 §2.2.1; a secure one that lists it adds the domain to
+        the DANE-TA reference names, §3.2.2; an ``mx`` not listed is checked
+        as a configured relay, §2.2.2); the A and
         AAAA records of ``mx``; the TLSA records at ``_<port>._tcp.<mx>`` when
         the address records are secure (RFC 7672 §2.2.2); then a STARTTLS
         probe of every address, each judged by the WebPKI and DANE checks.
@@ -140,10 +212,13 @@ class MtaSecure:
             self.resolver.resolve(host, "A"),
             self.resolver.resolve(host, "AAAA"),
         )
-        mx_secure = mx_set.security is Security.SECURE and any(h.host == host for h in mx_set.hosts)
-        policy = plan_address_dane(host, (a, aaaa), port=port)
+        listed = any(h.host == host for h in mx_set.hosts)
+        policy = _plan_mx_set_dane(mx_set, host, listed, port) or plan_address_dane(
+            host, (a, aaaa), port=port
+        )
         if policy is None:
             tlsa = await self.resolver.resolve(f"_{port}._tcp.{host}", "TLSA")
+            mx_secure = listed and mx_set.security is Security.SECURE
             policy = plan_dane(tlsa, mx_secure, next_hop=name)
         addresses = (*a.records, *aaaa.records)
         common: dict[str, Any] = {
@@ -171,3 +246,25 @@ class MtaSecure:
         if self._trust is None:
             self._trust = load_system_trust_store()
         return self._trust
+
+
+def _plan_mx_set_dane(mx_set: MxSet, host: str, listed: bool, port: int) -> DanePolicy | None:
+    """What the domain's MX answer alone says about DANE for ``host`` (RFC 7672 §2.2.1)."""
+    common: dict[str, Any] = {"base_domain": host, "port": port, "reference_names": (host,)}
+    if mx_set.failed or mx_set.security in (Security.BOGUS, Security.INDETERMINATE):
+        return DanePolicy(
+            state=DaneState.FAILED,
+            reason=FailureReason.DNSSEC_INVALID,
+            detail=f"MX lookup for {mx_set.domain} is {mx_set.security}"
+            f"{': ' + mx_set.why if mx_set.why else ''}; the MX must not be used "
+            "(RFC 7672 §2.2.1)",
+            **common,
+        )
+    if listed and mx_set.security is Security.INSECURE:
+        return DanePolicy(
+            state=DaneState.INSECURE,
+            detail=f"the MX RRset of {mx_set.domain} is insecure: DANE does not apply "
+            "(RFC 7672 §2.2.1)",
+            **common,
+        )
+    return None

@@ -37,6 +37,7 @@ PUBLIC_MODULES = [
     "mtasecure.errors",
     "mtasecure.mx",
     "mtasecure.results",
+    "mtasecure.sts",
     "mtasecure.testing",
     "mtasecure.transport",
 ]

@@ -28,7 +28,7 @@ from mtasecure._resolution import (
     query_type,
 )
 from mtasecure._wire import parse_reply
-from mtasecure.dnssec import Security
+from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import DnsError, UsageError
 from mtasecure.transport import DnsResolver, Nameserver, system_nameservers
 
@@ -103,8 +103,11 @@ def test_pinned_transport_all() -> None:
         "DEFAULT_MAX_IN_FLIGHT",
         "DEFAULT_PORT",
         "DEFAULT_RETRIES",
+        "DEFAULT_SOCKETS_PER_SERVER",
         "DEFAULT_TIMEOUT",
         "MAX_DATAGRAMS_PER_QUERY",
+        "MAX_READS_PER_WAKEUP",
+        "MAX_SOCKETS_PER_SERVER",
         "RESOLV_CONF",
         "BulkResolver",
         "DnsResolver",
@@ -185,6 +188,7 @@ def test_ad_bit_is_believed_only_from_a_trusted_server(
     assert answer.security is expected
     assert answer.records == ("192.0.2.1",)
     assert answer.ttl == 60
+    assert answer == DnsAnswer.model_validate(answer.model_dump())  # built unvalidated: same
 
 
 def test_nxdomain_takes_the_negative_ttl() -> None:
@@ -473,3 +477,24 @@ def test_any_sequence_of_replies_gives_a_defined_answer(
     if answer.failed:
         assert answer.records == ()
     assert len(answer.cname_chain) <= MAX_CNAME_CHAIN + 1
+
+
+def test_nameserver_model_defaults_trust_to_loopback() -> None:
+    assert Nameserver(address="127.0.0.2").trusted
+    assert Nameserver(address="::1", port=5353).trusted
+    assert not Nameserver(address="192.0.2.1").trusted
+    assert not Nameserver(address="127.0.0.1", trusted=False).trusted
+    assert Nameserver(address="0:0::1").address == "::1"
+    for bad in ({"address": "localhost"}, {"address": "127.0.0.1", "port": 0}):
+        with pytest.raises(ValueError, match="nameserver"):
+            Nameserver(**bad)  # type: ignore[arg-type]
+
+
+def test_untrusted_answers_say_why() -> None:
+    r, _ = run(
+        "a.example", "A", lambda q: reply(q, "a.example. 60 IN A 192.0.2.1", ad=True), trusted=False
+    )
+    assert r.answer().security is D
+    assert "not trusted" in r.answer().why
+    r, _ = run("a.example", "A", lambda q: reply(q, "a.example. 60 IN A 192.0.2.1", ad=True))
+    assert r.answer().why == ""

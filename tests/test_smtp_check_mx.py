@@ -170,3 +170,58 @@ def test_client_exports_the_check_types() -> None:
     import mtasecure.client
 
     assert mtasecure.client.__all__ == ["MtaSecure", "MxAddressCheck", "MxCheck"]
+
+
+def _zone_with_mx(mx_security: str, *tlsa: str) -> str:
+    return "\n".join(
+        [
+            f"$SECURITY {mx_security}",
+            f"example.com. MX 10 {MX}.",
+            "$SECURITY secure",
+            f"{MX}. A 192.0.2.25",
+            *tlsa,
+        ]
+    )
+
+
+async def test_an_insecure_mx_set_means_no_dane(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script(MX, chain=chain)
+    zone = _zone_with_mx("insecure", _tlsa(chain[0]))
+    result, resolver = await _check(zone, smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.INSECURE
+    assert "§2.2.1" in result.dane_policy.detail
+    assert all(rdtype != "TLSA" for _, rdtype in resolver.queries)
+    assert result.checks[0].dane.ok
+
+
+async def test_a_bogus_mx_set_means_no_probe(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    result, _ = await _check(_zone_with_mx("bogus", _tlsa(chain[0])), smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.FAILED
+    assert result.dane_policy.reason is FailureReason.DNSSEC_INVALID
+    assert smtp.calls == []
+
+
+async def test_an_unlisted_host_is_checked_as_a_relay(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script(MX, chain=chain)
+    zone = "\n".join(
+        [
+            "$SECURITY insecure",
+            "example.com. MX 10 other-mx.example.net.",
+            "$SECURITY secure",
+            f"{MX}. A 192.0.2.25",
+            _tlsa(chain[0]),
+        ]
+    )
+    result, _ = await _check(zone, smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.USABLE
+    assert result.dane_policy.reference_names == (MX,)
+    assert result.checks[0].dane.ok
