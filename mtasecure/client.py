@@ -217,9 +217,8 @@ class MtaSecure:
             host, (a, aaaa), port=port
         )
         if policy is None:
-            tlsa = await self.resolver.resolve(f"_{port}._tcp.{host}", "TLSA")
             mx_secure = listed and mx_set.security is Security.SECURE
-            policy = plan_dane(tlsa, mx_secure, next_hop=name)
+            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
         addresses = (*a.records, *aaaa.records)
         common: dict[str, Any] = {
             "domain": name,
@@ -234,13 +233,41 @@ class MtaSecure:
             return MxCheck(detail=policy.detail, **common)
         if not addresses:
             return MxCheck(detail=f"{host} has no address record", **common)
+        # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1); it differs
+        # from the MX name only when a secure CNAME was followed (§2.2.3).
+        sni = policy.base_domain if policy.requires_tls else host
         probes = await asyncio.gather(
-            *(self.smtp.probe(host, address, port=port) for address in addresses)
+            *(self.smtp.probe(sni, address, port=port) for address in addresses)
         )
         now = self.clock.now()
         anchors = trust if trust is not None else self._system_trust()
-        checks = tuple(check_session(p, policy, now=now, trust=anchors) for p in probes)
+        checks = tuple(check_session(p, policy, host=host, now=now, trust=anchors) for p in probes)
         return MxCheck(checks=checks, **common)
+
+    async def _plan_tlsa(
+        self,
+        host: str,
+        addresses: tuple[DnsAnswer, ...],
+        mx_secure: bool,
+        next_hop: str,
+        port: int,
+    ) -> DanePolicy:
+        """Try the candidate TLSA base domains in order (RFC 7672 §2.2.3).
+
+        When the host is an alias with a secure expansion, the expanded name
+        comes first, then the host name; the first to give a secure TLSA
+        RRset (usable or not), or a failed lookup, decides.
+        """
+        expanded = {a.final_name for a in addresses if a.records}
+        candidates = [*sorted(expanded - {host}), host] if len(expanded) == 1 else [host]
+        policy: DanePolicy | None = None
+        for base in candidates:
+            tlsa = await self.resolver.resolve(f"_{port}._tcp.{base}", "TLSA")
+            policy = plan_dane(tlsa, mx_secure, next_hop=next_hop)
+            if policy.state not in (DaneState.NO_TLSA, DaneState.INSECURE):
+                return policy
+        assert policy is not None  # candidates always holds the host itself
+        return policy
 
     def _system_trust(self) -> TrustStore:
         if self._trust is None:
