@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +143,7 @@ def _chain_pem(leaf: Issued, inter: Issued) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_binary("posttls-finger")
     require_mount_namespace()
     unbound = require_binary("unbound")
@@ -180,7 +179,7 @@ def world() -> Iterator[World]:
             ]
         for instance in instances.values():
             postfix.wait(instance)
-        directory = Path(tempfile.mkdtemp(prefix="mtasecure-dane-"))
+        directory = tmp_path_factory.mktemp("dane-dns")
         with run_dnsworld(directory, extra_records={ZONE: records}, with_unbound=False) as dns:
             zones = [z.name for z in dns.zones] + ["example", "."]
             # The tree's own Unbound listens on a free port; Postfix needs port 53.
