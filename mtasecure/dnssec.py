@@ -518,7 +518,7 @@ class ChainValidator:
             if rrset is not None:
                 yield from self._check_rrset(rrset, sigs, response)
                 self._records = tuple(r.to_text() for r in rrset)
-                self._ttl = min(self._ttl_cap(rrset, sigs), *self._chain_ttls())
+                self._ttl = min([self._ttl_cap(rrset, sigs), *self._cname_ttls])
                 return
             cname, csigs = (
                 _find(response.answer, current, dns.rdatatype.CNAME)
@@ -542,11 +542,8 @@ class ChainValidator:
                 asked = current
                 continue
             yield from self._check_denial(response, current, rcode == dns.rcode.NXDOMAIN)
-            self._ttl = min(_negative_ttl(response), *self._chain_ttls())
+            self._ttl = min([_negative_ttl(response), *self._cname_ttls])
             return
-
-    def _chain_ttls(self) -> list[int]:
-        return self._cname_ttls
 
     def _ttl_cap(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None) -> int:
         ttl = rrset.ttl
