@@ -39,6 +39,9 @@ from pydantic import BaseModel, ConfigDict
 from mtasecure.errors import DnsError, ParseError, UsageError
 
 __all__ = [
+    "ChainResult",
+    "ChainValidator",
+    "DnsAnswer",
     "MAX_CNAME_CHAIN",
     "MAX_DELEGATION_DEPTH",
     "MAX_KEYS_PER_DNSKEY_SET",
@@ -46,13 +49,10 @@ __all__ = [
     "MAX_QUERIES",
     "MAX_RRSIGS_PER_RRSET",
     "MAX_SIGNATURE_CHECKS",
+    "Query",
     "ROOT_TRUST_ANCHOR",
     "SUPPORTED_ALGORITHMS",
     "SUPPORTED_DIGESTS",
-    "ChainResult",
-    "ChainValidator",
-    "DnsAnswer",
-    "Query",
     "Security",
     "TrustAnchor",
     "parse_trust_anchor",
