@@ -2,12 +2,38 @@
 
 Users plug in their own transport by passing an object that satisfies one of
 these protocols to :class:`~mtasecure.client.MtaSecure` by keyword; they never
-subclass and never build a dependency's object. Importing this package loads no
-network library; the defaults live in their own modules.
+subclass and never build a dependency's object. Importing this package loads
+no HTTP library and none of dnspython's resolver modules.
 """
 
 from __future__ import annotations
 
+from mtasecure.transport._clock import SystemClock
+from mtasecure.transport._dns import (
+    DEFAULT_LIFETIME,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_PORT,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    BulkResolver,
+    DnsResolver,
+    Nameserver,
+    system_nameservers,
+)
 from mtasecure.transport._protocols import Clock, HttpClient, Resolver
 
-__all__ = ["Clock", "HttpClient", "Resolver"]
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_PORT",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "BulkResolver",
+    "Clock",
+    "DnsResolver",
+    "HttpClient",
+    "Nameserver",
+    "Resolver",
+    "SystemClock",
+    "system_nameservers",
+]
