@@ -39,9 +39,6 @@ from pydantic import BaseModel, ConfigDict
 from mtasecure.errors import DnsError, ParseError, UsageError
 
 __all__ = [
-    "ChainResult",
-    "ChainValidator",
-    "DnsAnswer",
     "MAX_CNAME_CHAIN",
     "MAX_DELEGATION_DEPTH",
     "MAX_KEYS_PER_DNSKEY_SET",
@@ -49,10 +46,13 @@ __all__ = [
     "MAX_QUERIES",
     "MAX_RRSIGS_PER_RRSET",
     "MAX_SIGNATURE_CHECKS",
-    "Query",
     "ROOT_TRUST_ANCHOR",
     "SUPPORTED_ALGORITHMS",
     "SUPPORTED_DIGESTS",
+    "ChainResult",
+    "ChainValidator",
+    "DnsAnswer",
+    "Query",
     "Security",
     "TrustAnchor",
     "parse_trust_anchor",

@@ -1,0 +1,134 @@
+"""A resolver that validates DNSSEC itself, from a trust anchor (RFC 4033 §5, RFC 4035 §5).
+
+:class:`ValidatingResolver` asks any server — a non-validating recursive
+resolver, or an authoritative server that hosts every zone of a private tree
+— with the DO and CD bits set (RFC 4035 §3.2.1, §3.2.2), and lets the pure
+:class:`~mtasecure.dnssec.ChainValidator` decide what to fetch next and what
+the answer is worth. It never believes an AD bit. All RFC rules live in the
+planner; this module moves bytes and keeps a small cache of the DS and DNSKEY
+responses the chain needs, so that a second lookup under the same zones costs
+one query (signatures are still checked every time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdatatype
+
+from mtasecure.dnssec import ROOT_TRUST_ANCHOR, ChainValidator, DnsAnswer, TrustAnchor
+from mtasecure.errors import DnsError
+from mtasecure.transport._clock import SystemClock
+from mtasecure.transport._dns import (
+    DEFAULT_LIFETIME,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    DnsResolver,
+    Nameserver,
+)
+from mtasecure.transport._protocols import Clock
+
+__all__ = ["MAX_CACHED_RESPONSES", "MAX_CACHE_TTL", "ValidatingResolver"]
+
+MAX_CACHED_RESPONSES = 4096
+"""DS and DNSKEY responses kept between lookups (least recently used dropped first)."""
+MAX_CACHE_TTL = 3600
+"""Seconds a cached DS or DNSKEY response is reused at most, whatever its TTL."""
+
+_CACHED_TYPES = frozenset({dns.rdatatype.DS, dns.rdatatype.DNSKEY})
+
+
+class ValidatingResolver(DnsResolver):
+    """A :class:`~mtasecure.transport.Resolver` that validates locally from a trust anchor.
+
+    Args:
+        nameservers: servers to ask (``"address[:port]"`` or
+            :class:`~mtasecure.transport.Nameserver`); any server will do,
+            validating or not, since the AD bit is never read.
+        anchor: where trust starts; the IANA root KSKs by default. Use
+            :func:`~mtasecure.dnssec.parse_trust_anchor` for a private tree.
+        clock: where ``now`` comes from for signature validity windows.
+        timeout: seconds per try.
+        retries: extra rounds over the nameservers.
+        lifetime: seconds one validated lookup may take in all, chain included.
+
+    Example::
+
+        async with ValidatingResolver(["127.0.0.1:5300"], anchor=anchor) as resolver:
+            answer = await resolver.resolve("example.com", "MX")
+    """
+
+    def __init__(
+        self,
+        nameservers: Sequence[str | Nameserver] | None = None,
+        *,
+        anchor: TrustAnchor = ROOT_TRUST_ANCHOR,
+        clock: Clock | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        lifetime: float = DEFAULT_LIFETIME,
+    ) -> None:
+        super().__init__(nameservers, timeout=timeout, retries=retries, lifetime=lifetime)
+        self.anchor = anchor
+        self.clock: Clock = clock or SystemClock()
+        self._cache: OrderedDict[tuple[dns.name.Name, int], tuple[dns.message.Message, float]] = (
+            OrderedDict()
+        )
+
+    async def resolve(self, name: str, rdtype: str) -> DnsAnswer:
+        """Look up ``rdtype`` at ``name`` and validate the answer from the trust anchor.
+
+        Returns:
+            The answer with its security; failed fetches give ``indeterminate``
+            and ``failed=True``, validation failures ``bogus`` and ``failed=True``.
+
+        Raises:
+            UsageError: ``name`` or ``rdtype`` cannot be read.
+            DnsError: the resolver was closed.
+        """
+        if self._closed:
+            raise DnsError("the resolver is closed")
+        now = self.clock.now()
+        validator = ChainValidator(self.anchor, name, rdtype, now=now)
+        try:
+            async with asyncio.timeout(self.lifetime):
+                while (query := validator.next_query()) is not None:
+                    try:
+                        reply = await self._fetch(*query, now=now)
+                    except DnsError as exc:
+                        validator.feed_failure(str(exc))
+                        continue
+                    validator.feed(reply)
+        except TimeoutError:
+            if validator.next_query() is not None:
+                validator.feed_failure(f"no answer within the lifetime of {self.lifetime}s")
+        return validator.result().answer(name, rdtype)
+
+    async def resolve_many(self, queries: Iterable[tuple[str, str]]) -> list[DnsAnswer]:
+        """Resolve many ``(name, rdtype)`` pairs concurrently; answers in the same order."""
+        return list(await asyncio.gather(*(self.resolve(n, t) for n, t in queries)))
+
+    async def _fetch(
+        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, now: datetime
+    ) -> dns.message.Message:
+        key = (qname, int(rdtype))
+        stamp = now.timestamp()
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > stamp:
+            self._cache.move_to_end(key)
+            return cached[0]
+        query = dns.message.make_query(qname, rdtype, want_dnssec=True)
+        query.flags |= dns.flags.CD  # RFC 4035 §3.2.2: we validate, the server must not
+        reply, _ = await self._ask(query)
+        if rdtype in _CACHED_TYPES:
+            ttl = min([MAX_CACHE_TTL, *(r.ttl for r in reply.answer + reply.authority)])
+            self._cache[key] = (reply, stamp + ttl)
+            while len(self._cache) > MAX_CACHED_RESPONSES:
+                self._cache.popitem(last=False)
+        return reply

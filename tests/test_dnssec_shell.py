@@ -1,0 +1,117 @@
+"""The local-validating resolver's loop, with its I/O replaced by the in-memory world."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dns.flags
+import dns.message
+import pytest
+
+from mtasecure.dnssec import Security
+from mtasecure.errors import DnsError
+from mtasecure.transport import Nameserver, Resolver
+from mtasecure.transport.validating import MAX_CACHED_RESPONSES, ValidatingResolver
+from tests.dnssec_world import NOW, World, standard_world
+
+
+class Frozen:
+    def __init__(self, now: datetime) -> None:
+        self.at = now
+
+    def now(self) -> datetime:
+        return self.at
+
+
+class WorldResolver(ValidatingResolver):
+    """Answers from the in-memory world instead of a socket; records what was sent."""
+
+    world: World
+    sent: list[dns.message.Message]
+    fail_on: set[str]
+
+    async def _ask(self, query: dns.message.Message) -> tuple[dns.message.Message, Nameserver]:
+        self.sent.append(query)
+        question = query.question[0]
+        if question.name.to_text() in self.fail_on:
+            raise DnsError("no usable reply: timed out")
+        reply = self.world.query(question.name, question.rdtype)
+        reply.flags |= dns.flags.AD  # a lying upstream: the AD bit must be ignored
+        return reply, self.nameservers[0]
+
+
+def make(world: World, anchor, *, fail_on: set[str] = frozenset()) -> WorldResolver:  # type: ignore[no-untyped-def]
+    resolver = WorldResolver(["127.0.0.1:1"], anchor=anchor, clock=Frozen(NOW))
+    resolver.world = world
+    resolver.sent = []
+    resolver.fail_on = set(fail_on)
+    return resolver
+
+
+async def test_is_a_resolver_and_validates_with_do_and_cd() -> None:
+    world, anchor, _ = standard_world()
+    async with make(world, anchor) as resolver:
+        assert isinstance(resolver, Resolver)
+        answer = await resolver.resolve("www.example.test", "A")
+    assert answer.security is Security.SECURE
+    assert answer.records == ("192.0.2.26",)
+    assert answer.cname_chain == ("mx.other.test",)
+    assert all(q.flags & dns.flags.CD and q.ednsflags & dns.flags.DO for q in resolver.sent)
+
+
+async def test_ad_bit_from_upstream_is_not_believed() -> None:
+    world, anchor, zones = standard_world()
+    zones["example"].sigs.clear()
+    async with make(world, anchor) as resolver:
+        answer = await resolver.resolve("mx.example.test", "A")
+    assert answer.security is Security.BOGUS
+    assert answer.failed
+
+
+async def test_ds_and_dnskey_responses_are_cached_between_lookups() -> None:
+    world, anchor, _ = standard_world()
+    async with make(world, anchor) as resolver:
+        first = await resolver.resolve("mx.example.test", "A")
+        count = len(resolver.sent)
+        second = await resolver.resolve("example.test", "MX")
+    assert first.security is second.security is Security.SECURE
+    assert count == 6
+    assert len(resolver.sent) == count + 1  # only the MX query itself
+
+
+async def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mtasecure.transport.validating as shell
+
+    monkeypatch.setattr(shell, "MAX_CACHED_RESPONSES", 2)
+    world, anchor, _ = standard_world()
+    async with make(world, anchor) as resolver:
+        await resolver.resolve("mx.example.test", "A")
+        assert len(resolver._cache) == 2
+    assert MAX_CACHED_RESPONSES > 2
+
+
+async def test_a_failed_fetch_is_indeterminate_and_failed() -> None:
+    world, anchor, _ = standard_world()
+    async with make(world, anchor, fail_on={"example.test."}) as resolver:
+        answer = await resolver.resolve("mx.example.test", "A")
+    assert answer.security is Security.INDETERMINATE
+    assert answer.failed
+    assert "timed out" in answer.why
+
+
+async def test_closed_resolver_raises() -> None:
+    world, anchor, _ = standard_world()
+    resolver = make(world, anchor)
+    await resolver.aclose()
+    with pytest.raises(DnsError):
+        await resolver.resolve("mx.example.test", "A")
+
+
+async def test_resolve_many_keeps_order() -> None:
+    world, anchor, _ = standard_world(nsec3=True)
+    async with make(world, anchor) as resolver:
+        answers = await resolver.resolve_many(
+            [("nope.example.test", "A"), ("mx.insecure.test", "A"), ("example.test", "MX")]
+        )
+    assert [a.security for a in answers] == [Security.SECURE, Security.INSECURE, Security.SECURE]
+    assert answers[0].nxdomain
