@@ -115,3 +115,9 @@ async def test_resolve_many_keeps_order() -> None:
         )
     assert [a.security for a in answers] == [Security.SECURE, Security.INSECURE, Security.SECURE]
     assert answers[0].nxdomain
+
+
+def test_public_names_are_pinned() -> None:
+    import mtasecure.transport.validating as shell
+
+    assert set(shell.__all__) == {"MAX_CACHED_RESPONSES", "MAX_CACHE_TTL", "ValidatingResolver"}
