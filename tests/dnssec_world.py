@@ -25,7 +25,7 @@ import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
 import dns.rrset
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
@@ -55,6 +55,8 @@ class Key:
         private: Any
         if algorithm == "ED25519":
             private = ed25519.Ed25519PrivateKey.generate()
+        elif algorithm == "RSASHA256":
+            private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
             private = ec.generate_private_key(ec.SECP256R1())
         dnskey = dns.dnssec.make_dnskey(private.public_key(), algorithm, flags=flags)
@@ -367,7 +369,9 @@ def sig_of(message: dns.message.Message) -> list[RRSIG]:
     return [cast(RRSIG, r) for rrset in message.answer if rrset.rdtype == T.RRSIG for r in rrset]
 
 
-def standard_world(*, nsec3: bool = False) -> tuple[World, TrustAnchor, dict[str, Zone]]:
+def standard_world(
+    *, nsec3: bool = False, algorithm: str = "ECDSAP256SHA256"
+) -> tuple[World, TrustAnchor, dict[str, Zone]]:
     """root → test → {example.test signed, insecure.test unsigned, other.test signed}."""
     example, _ = build_zone(
         "example.test.",
@@ -382,11 +386,13 @@ def standard_world(*, nsec3: bool = False) -> tuple[World, TrustAnchor, dict[str
             "deep.sub 300 A 192.0.2.7",
         ],
         nsec3=nsec3,
+        key=Key.generate(algorithm),
     )
     other, _ = build_zone(
         "other.test.",
         ["mx 300 A 192.0.2.26", "loop 300 CNAME loop2", "loop2 300 CNAME loop"],
         nsec3=nsec3,
+        key=Key.generate(algorithm),
     )
     insecure, _ = build_zone(
         "insecure.test.", ["@ 300 MX 10 mx.insecure.test.", "mx 300 A 192.0.2.99"], signed=False
@@ -401,9 +407,13 @@ def standard_world(*, nsec3: bool = False) -> tuple[World, TrustAnchor, dict[str
             "insecure 3600 NS ns.insecure.test.",
         ],
         nsec3=nsec3,
+        key=Key.generate(algorithm),
     )
     root, _ = build_zone(
-        ".", ["test. 3600 NS ns.test.", f"test. 3600 DS {tld.ds().to_text()}"], nsec3=nsec3
+        ".",
+        ["test. 3600 NS ns.test.", f"test. 3600 DS {tld.ds().to_text()}"],
+        nsec3=nsec3,
+        key=Key.generate(algorithm),
     )
     zones = {"root": root, "test": tld, "example": example, "other": other, "insecure": insecure}
     return World(*zones.values()), anchor_for(root), zones
