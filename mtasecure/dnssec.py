@@ -28,6 +28,7 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 from dns.rdtypes.ANY.CNAME import CNAME
+from dns.rdtypes.ANY.DNAME import DNAME
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.NSEC import NSEC
@@ -401,6 +402,8 @@ class ChainValidator:
             ]
         except (dns.exception.DNSException, ValueError) as exc:
             raise UsageError(f"cannot validate {qname!r} {rdtype!r}: {exc}") from exc
+        if now.tzinfo is None:
+            raise UsageError("now must be timezone-aware (a naive time is ambiguous)")
         self._now = now.timestamp()
         self._zones: dict[dns.name.Name, _Zone | _Unproven | _Denial] = {}
         self._cname_ttls: list[int] = []
@@ -520,15 +523,8 @@ class ChainValidator:
                 self._records = tuple(r.to_text() for r in rrset)
                 self._ttl = min([self._ttl_cap(rrset, sigs), *self._cname_ttls])
                 return
-            cname, csigs = (
-                _find(response.answer, current, dns.rdatatype.CNAME)
-                if self._rdtype != dns.rdatatype.CNAME
-                else (None, None)
-            )
-            if cname is not None:
-                yield from self._check_rrset(cname, csigs, response)
-                target = cast(CNAME, cname[0]).target
-                self._cname_ttls.append(self._ttl_cap(cname, csigs))
+            target = yield from self._redirect(response, current)
+            if target is not None:
                 self._chain.append(_text(target))
                 if target in seen:
                     raise _Stop(f"CNAME loop at {_text(target)}")
@@ -544,6 +540,38 @@ class ChainValidator:
             yield from self._check_denial(response, current, rcode == dns.rcode.NXDOMAIN)
             self._ttl = min([_negative_ttl(response), *self._cname_ttls])
             return
+
+    def _redirect(
+        self, response: dns.message.Message, current: dns.name.Name
+    ) -> Generator[Query, dns.message.Message, dns.name.Name | None]:
+        """Where a validated CNAME, or a CNAME synthesized from a DNAME, sends ``current``.
+
+        A CNAME synthesized from a DNAME is unsigned (RFC 6672 §5.3.3): the
+        DNAME is validated instead, and the CNAME must be what it implies.
+        """
+        if self._rdtype in (dns.rdatatype.CNAME, dns.rdatatype.DNAME):
+            return None
+        cname, csigs = _find(response.answer, current, dns.rdatatype.CNAME)
+        dname, dsigs = _find_dname(response.answer, current)
+        if dname is not None and (cname is None or csigs is None):
+            yield from self._check_rrset(dname, dsigs, response)
+            try:
+                target = current.relativize(dname.name).derelativize(cast(DNAME, dname[0]).target)
+            except dns.name.NameTooLong as exc:
+                raise _Stop(
+                    f"{_text(current)}: DNAME substitution too long (RFC 6672 §2.2)"
+                ) from exc
+            if cname is not None and cast(CNAME, cname[0]).target != target:
+                raise _Bogus(
+                    f"{_text(current)}: CNAME does not follow from the DNAME (RFC 6672 §5.3.3)"
+                )
+            self._cname_ttls.append(self._ttl_cap(dname, dsigs))
+            return target
+        if cname is None:
+            return None
+        yield from self._check_rrset(cname, csigs, response)
+        self._cname_ttls.append(self._ttl_cap(cname, csigs))
+        return cast(CNAME, cname[0]).target
 
     def _ttl_cap(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None) -> int:
         ttl = rrset.ttl
@@ -565,7 +593,10 @@ class ChainValidator:
         signers = [
             s.signer
             for s in cast(Iterable[RRSIG], sigs or ())
-            if s.type_covered == rrset.rdtype and owner.is_subdomain(s.signer)
+            if s.type_covered == rrset.rdtype
+            and owner.is_subdomain(s.signer)
+            # a DS RRset belongs to the parent side of the cut (RFC 4034 §5)
+            and not (rrset.rdtype == dns.rdatatype.DS and s.signer == owner)
         ]
         if not signers:
             zone = yield from self._walk(owner)
@@ -628,7 +659,10 @@ class ChainValidator:
         """RFC 4035 §5.3.4, RFC 5155 §8.8: an expanded wildcard needs qname's non-existence."""
         source_parent = qname.split(labels + 1)[1]
         nsecs, nsec3s = self._denial_records(response, zone)
-        if any(_nsec_covers(owner, nsec, qname) for owner, nsec in nsecs):
+        if any(
+            _nsec_covers(owner, nsec, qname) and _nsec_encloser(owner, nsec, qname) == source_parent
+            for owner, nsec in nsecs
+        ):
             return
         next_closer = qname.split(labels + 2)[1]
         if (
@@ -677,10 +711,17 @@ class ChainValidator:
                 f"{'NXDOMAIN' if nxdomain else 'NOERROR'} but the proof shows "
                 f"{denial.value} (RFC 4035 §5.4)"
             )
-        elif denial is _Denial.DELEGATION:
+        elif denial is _Denial.DELEGATION and self._rdtype != dns.rdatatype.DS:
             raise _Bogus(f"{_text(qname)}: a delegation's NSEC cannot deny {self._rdtype.name}")
         else:
+            self._check_soa(response, zone)
             self._note(Security.SECURE)
+
+    def _check_soa(self, response: dns.message.Message, zone: _Zone) -> None:
+        """The SOA of a denial, whose MINIMUM sets the negative TTL, must verify too."""
+        soa, sigs = _find(response.authority, zone.name, dns.rdatatype.SOA)
+        if soa is not None:
+            self._verify(soa, sigs, zone)
 
     def _denial_records(
         self, response: dns.message.Message, zone: _Zone
@@ -890,6 +931,20 @@ def _find(
     return found, sigs
 
 
+def _find_dname(
+    section: list[dns.rrset.RRset], name: dns.name.Name
+) -> tuple[dns.rrset.RRset | None, dns.rrset.RRset | None]:
+    """The deepest DNAME RRset in ``section`` owned by a proper ancestor of ``name``."""
+    owners = [
+        r.name
+        for r in section
+        if r.rdtype == dns.rdatatype.DNAME and name.is_subdomain(r.name) and name != r.name
+    ]
+    if not owners:
+        return None, None
+    return _find(section, max(owners, key=len), dns.rdatatype.DNAME)
+
+
 def _label_count(name: dns.name.Name) -> int:
     """RFC 4034 §3.1.3: labels in ``name``, not counting the root or a leading ``*``."""
     count = len(name) - 1
@@ -934,6 +989,17 @@ def _nodata(
     return _Denial.NODATA
 
 
+def _child_apex_for_ds(
+    windows: Iterable[tuple[int, bytes]], qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> bool:
+    """A zone's apex NSEC (SOA set) cannot deny its own DS: the parent holds it (RFC 4035 §3.1.4.1)."""
+    return (
+        rdtype == dns.rdatatype.DS
+        and qname != dns.name.root
+        and _has_type(windows, dns.rdatatype.SOA)
+    )
+
+
 def _nsec_covers(owner: dns.name.Name, nsec: NSEC, name: dns.name.Name) -> bool:
     """RFC 4034 §4.1.1: ``name`` falls strictly between owner and next (wrapping at the end).
 
@@ -950,6 +1016,15 @@ def _nsec_covers(owner: dns.name.Name, nsec: NSEC, name: dns.name.Name) -> bool:
     return bool(name > owner or name < nxt)
 
 
+def _nsec_encloser(owner: dns.name.Name, nsec: NSEC, qname: dns.name.Name) -> dns.name.Name:
+    """RFC 4035 §5.4: the closest encloser a covering NSEC implies for ``qname``.
+
+    The deepest ancestor of ``qname`` shared with the NSEC's owner or next name.
+    """
+    common = max(qname.fullcompare(owner)[2], qname.fullcompare(nsec.next)[2])
+    return qname.split(common)[1]
+
+
 def _prove_nsec(
     nsecs: list[tuple[dns.name.Name, NSEC]],
     zone: dns.name.Name,
@@ -959,6 +1034,8 @@ def _prove_nsec(
     """RFC 4035 §5.4 with NSEC: NODATA, wildcard NODATA, empty non-terminal, NXDOMAIN."""
     for owner, nsec in nsecs:
         if owner == qname:
+            if _child_apex_for_ds(nsec.windows, qname, rdtype):
+                return None
             return _nodata(nsec.windows, rdtype)
     cover = next(((o, n) for o, n in nsecs if _nsec_covers(o, n, qname)), None)
     if cover is None:
@@ -966,8 +1043,7 @@ def _prove_nsec(
     owner, nsec = cover
     if nsec.next.is_subdomain(qname):
         return _Denial.NODATA  # an empty non-terminal (RFC 4035 §3.1.3.2)
-    common = max(qname.fullcompare(owner)[2], qname.fullcompare(nsec.next)[2])
-    encloser = qname.split(common)[1]
+    encloser = _nsec_encloser(owner, nsec, qname)
     if not encloser.is_subdomain(zone):
         return None
     wildcard = dns.name.Name((b"*", *encloser.labels))
@@ -1012,6 +1088,8 @@ def _prove_nsec3(
     """RFC 5155 §8.4-§8.7: NODATA, the closest encloser proof, wildcard and opt-out."""
     match = _nsec3_find(nsec3s, qname, cover=False)
     if match is not None:
+        if _child_apex_for_ds(match.windows, qname, rdtype):
+            return None
         return _nodata(match.windows, rdtype)
     encloser = qname.parent()
     while True:

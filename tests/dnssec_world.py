@@ -250,6 +250,18 @@ class World:
         if zone is None:
             response.set_rcode(dns.rcode.REFUSED)
             return
+        ancestor = qname.parent() if qname != zone.origin else qname
+        while ancestor != zone.origin and ancestor.is_subdomain(zone.origin):
+            if (ancestor, T.DNAME) in zone.rrsets and rdtype != T.DNAME:
+                self._add(response.answer, zone, ancestor, T.DNAME)
+                dname_target = zone.rrsets[(ancestor, T.DNAME)][0].target  # type: ignore[attr-defined]
+                target = qname.relativize(ancestor).derelativize(dname_target)
+                response.answer.append(
+                    dns.rrset.from_text(qname, 300, "IN", "CNAME", target.to_text())
+                )
+                self._answer(response, target, rdtype, depth + 1)
+                return
+            ancestor = ancestor.parent()
         if (qname, rdtype) in zone.rrsets and not zone.below_cut(qname):
             self._add(response.answer, zone, qname, rdtype)
             return
@@ -383,7 +395,9 @@ def standard_world(
             "www 300 CNAME mx.other.test.",
             "alias 300 CNAME mx",
             '*.wild 300 TXT "wildcard"',
+            "b.wild 300 A 192.0.2.8",
             "deep.sub 300 A 192.0.2.7",
+            "dn 300 DNAME other.test.",
         ],
         nsec3=nsec3,
         key=Key.generate(algorithm),

@@ -142,7 +142,10 @@ def test_private_tree_anchor_below_the_root(std: tuple[World, TrustAnchor, dict]
         ("mx.example.test", "AAAA", (), False, ()),  # NODATA
         ("sub.example.test", "A", (), False, ()),  # empty non-terminal
         ("nope.test", "A", (), True, ()),
+        ("x.b.wild.example.test", "TXT", (), True, ()),  # closer encloser than the wildcard
         ("example.test", "DS", None, False, ()),
+        ("insecure.test", "DS", (), False, ()),  # NODATA from the parent's delegation NSEC
+        ("mx.dn.example.test", "A", ("192.0.2.26",), False, ("mx.other.test",)),  # DNAME
     ],
 )
 def test_secure_answers(  # noqa: PLR0917
@@ -398,6 +401,131 @@ def test_unsigned_answer_spliced_into_a_signed_zone_is_bogus(
     assert "has no RRSIG" in result.why
 
 
+def _on(question: tuple[str, int], change):  # type: ignore[no-untyped-def]
+    def mutate(message: dns.message.Message) -> dns.message.Message:
+        if (message.question[0].name, message.question[0].rdtype) == (
+            name(question[0]),
+            question[1],
+        ):
+            change(message)
+        return message
+
+    return mutate
+
+
+def _resign(zone, rrset: dns.rrset.RRset, key: Key) -> dns.rrset.RRset:  # type: ignore[no-untyped-def]
+    sig = dns.dnssec.sign(
+        rrset,
+        key.private,
+        zone.origin,
+        key.dnskey,
+        inception=NOW - timedelta(days=1),
+        expiration=NOW + timedelta(days=1),
+    )
+    return dns.rrset.from_rdata(rrset.name, rrset.ttl, sig)
+
+
+def test_ds_signed_by_the_child_is_not_secure() -> None:
+    """RFC 4035 §5.2: a DS RRset is authenticated with the parent's keys only."""
+    example_key = Key.generate()
+    world, anchor, zones = _world_with_example([], key=example_key)
+    tld = zones["test"]
+    ds = tld.rrsets[(name("example.test."), T.DS)]
+    tld.sigs[(ds.name, T.DS)] = _resign(zones["example"], ds, example_key)
+    for rdtype in ("DS", "A"):
+        result = run(world, anchor, "example.test" if rdtype == "DS" else "mx.example.test", rdtype)
+        assert result.security is Security.BOGUS, rdtype
+
+
+def test_child_apex_nsec_cannot_deny_its_own_ds() -> None:
+    world, anchor, zones = _world_with_example([])
+    example = zones["example"]
+
+    def child_side(message: dns.message.Message) -> None:
+        message.answer.clear()
+        message.authority[:] = [
+            example.rrsets[(example.origin, T.SOA)],
+            example.sigs[(example.origin, T.SOA)],
+            example.rrsets[(example.origin, T.NSEC)],
+            example.sigs[(example.origin, T.NSEC)],
+        ]
+
+    world.mutate = _on(("example.test.", T.DS), child_side)
+    for qname, rdtype in (("example.test", "DS"), ("mx.example.test", "A")):
+        result = run(world, anchor, qname, rdtype)
+        assert result.security is Security.BOGUS, (qname, result.why)
+
+
+def test_wildcard_answer_for_a_name_with_a_closer_encloser_is_bogus(
+    std: tuple[World, TrustAnchor, dict],
+) -> None:
+    """x.b.wild cannot be synthesized from *.wild: b.wild exists (RFC 4592 §3.3.1)."""
+    world, anchor, zones = std
+    example = zones["example"]
+    wildcard = name("*.wild.example.test.")
+    qname = name("x.b.wild.example.test.")
+
+    def forge(message: dns.message.Message) -> None:
+        message.set_rcode(dns.rcode.NOERROR)
+        for kind in (T.TXT, T.RRSIG):
+            source = (
+                example.rrsets[(wildcard, T.TXT)]
+                if kind == T.TXT
+                else example.sigs[(wildcard, T.TXT)]
+            )
+            message.answer.append(dns.rrset.from_rdata_list(qname, 300, list(source)))
+
+    world.mutate = _on(("x.b.wild.example.test.", T.TXT), forge)
+    try:
+        result = run(world, anchor, "x.b.wild.example.test", "TXT")
+    finally:
+        world.mutate = None
+    assert result.security is Security.BOGUS
+    assert result.records == ()
+
+
+def test_dname_with_a_forged_cname_is_bogus(std: tuple[World, TrustAnchor, dict]) -> None:
+    world, anchor, _ = std
+
+    def forge(message: dns.message.Message) -> None:
+        for position, rrset in enumerate(message.answer):
+            if rrset.rdtype == T.CNAME:
+                message.answer[position] = dns.rrset.from_text(
+                    rrset.name, 300, "IN", "CNAME", "mx.example.test."
+                )
+
+    world.mutate = _on(("mx.dn.example.test.", T.A), forge)
+    try:
+        result = run(world, anchor, "mx.dn.example.test", "A")
+    finally:
+        world.mutate = None
+    assert result.security is Security.BOGUS
+    assert "DNAME" in result.why
+
+
+def test_denial_with_a_bad_soa_signature_is_bogus(std: tuple[World, TrustAnchor, dict]) -> None:
+    world, anchor, _ = std
+
+    def damage(message: dns.message.Message) -> None:
+        for position, rrset in enumerate(message.authority):
+            if rrset.rdtype == T.RRSIG and rrset.covers == T.SOA:
+                sig = cast(RRSIG, rrset[0])
+                bad = sig.replace(signature=bytes(b ^ 1 for b in sig.signature))
+                message.authority[position] = dns.rrset.from_rdata(rrset.name, rrset.ttl, bad)
+
+    world.mutate = _on(("nope.example.test.", T.A), damage)
+    try:
+        result = run(world, anchor, "nope.example.test", "A")
+    finally:
+        world.mutate = None
+    assert result.security is Security.BOGUS
+
+
+def test_naive_now_is_refused() -> None:
+    with pytest.raises(UsageError):
+        ChainValidator(ROOT_TRUST_ANCHOR, "example.com", "MX", now=NOW.replace(tzinfo=None))
+
+
 # -- unknown algorithms and digests: insecure (RFC 4035 §5.2, RFC 6840 §5.2) --
 
 
@@ -599,6 +727,7 @@ def test_servfail(
 
 QUESTIONS = [
     ("www.example.test", "A"),
+    ("mx.dn.example.test", "A"),
     ("nope.example.test", "A"),
     ("mx.example.test", "AAAA"),
     ("x.wild.example.test", "TXT"),
@@ -631,7 +760,7 @@ def test_a_flipped_signature_bit_is_never_secure(
             return message
         for section in (message.answer, message.authority):
             for position, rrset in enumerate(section):
-                if rrset.rdtype != T.RRSIG or rrset.covers == T.SOA:
+                if rrset.rdtype != T.RRSIG:
                     continue
                 damaged = dns.rrset.RRset(rrset.name, dns.rdataclass.IN, T.RRSIG, rrset.covers)
                 for sig in cast(list[RRSIG], list(rrset)):
