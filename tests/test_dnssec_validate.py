@@ -845,3 +845,48 @@ def test_public_names_are_pinned() -> None:
         "TrustAnchor",
         "parse_trust_anchor",
     }
+
+
+def _signed_pieces(zones: dict) -> list[tuple[dns.rrset.RRset, dns.rrset.RRset]]:
+    return [
+        (zone.rrsets[key], zone.sigs[key])
+        for zone in zones.values()
+        for key in zone.sigs
+        if key in zone.rrsets
+    ]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), question=st.sampled_from(QUESTIONS), step=st.integers(0, 7))
+def test_replayed_genuine_signatures_never_forge_a_secure_answer(
+    std: tuple[World, TrustAnchor, dict], data: st.DataObject, question: tuple[str, str], step: int
+) -> None:
+    """A server answering with real, validly signed records of the tree, chosen at random,
+    for the wrong questions: ``secure`` only ever comes with the true answer."""
+    world, anchor, zones = std
+    truth = run(world, anchor, *question)
+    pieces = _signed_pieces(zones)
+    picks = st.lists(st.sampled_from(pieces), max_size=4)
+    answer, authority = data.draw(picks), data.draw(picks)
+    rcode = data.draw(st.sampled_from([dns.rcode.NOERROR, dns.rcode.NXDOMAIN]))
+    count = [0]
+
+    def replay(message: dns.message.Message) -> dns.message.Message:
+        index = count[0]
+        count[0] += 1
+        if index != step:
+            return message
+        message.answer[:] = [r for pair in answer for r in pair]
+        message.authority[:] = [r for pair in authority for r in pair]
+        message.set_rcode(rcode)
+        return message
+
+    world.mutate = replay
+    try:
+        result = run(world, anchor, *question)
+    finally:
+        world.mutate = None
+    if result.security is Security.SECURE:
+        assert result.records == truth.records
+        assert result.nxdomain == truth.nxdomain
+        assert result.cname_chain == truth.cname_chain
