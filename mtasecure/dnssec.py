@@ -1,9 +1,17 @@
-"""The security status of DNS answers (RFC 4033 §5).
+"""The security status of DNS answers, and local DNSSEC validation (RFC 4033 §5).
 
 Every :class:`DnsAnswer` carries a :class:`Security` status. A resolver reaches
 ``secure`` in one of two ways: by trusting the AD bit from a validating
 resolver the caller declared trusted, or by validating the chain locally from a
 trust anchor. ``bogus`` is never treated as ``insecure`` (RFC 7672 §2.1).
+
+Local validation is planned here and performed without I/O:
+:class:`ChainValidator` asks for the records it needs (``next_query``), takes
+the responses (``feed``) and gives a :class:`ChainResult`. It starts from a
+:class:`TrustAnchor` — :data:`ROOT_TRUST_ANCHOR` or one read with
+:func:`parse_trust_anchor` — and checks signatures with ``dns.dnssec``. The
+shell that sends the queries is
+:class:`mtasecure.transport.validating.ValidatingResolver`.
 """
 
 from __future__ import annotations
@@ -170,6 +178,10 @@ class DnsAnswer(BaseModel):
 #   NODATA needs a matching NSEC/NSEC3 without the type and without CNAME
 #   (§5.4, RFC 5155 §8.4-§8.7). A parent-side NSEC at a delegation (NS without
 #   SOA) cannot deny anything but DS, nor names below it (RFC 6840 §4.1).
+# * A DS RRset is authenticated with the parent's keys; a zone's own apex
+#   NSEC/NSEC3 cannot deny its DS (RFC 4035 §3.1.4.1, §5.2).
+# * A CNAME synthesized from a DNAME is unsigned: the DNAME is validated and
+#   the CNAME must be exactly its substitution (RFC 6672 §5.3.3).
 # * NSEC3 opt-out spans make the covered names insecure (RFC 5155 §8.6, §9.2);
 #   NSEC3 records with more iterations than MAX_NSEC3_ITERATIONS are treated as
 #   insecure (RFC 9276 §3.2).
