@@ -485,6 +485,11 @@ class ChainValidator:
         except _Stop as exc:
             self._finish_failed(Security.INDETERMINATE, str(exc))
             return
+        except (dns.exception.DNSException, ValueError, IndexError) as exc:
+            # a response dnspython parsed but that breaks a name or record rule
+            # further on (e.g. a wildcard name over 255 octets): fail closed
+            self._finish_failed(Security.BOGUS, f"unusable response: {exc!r}")
+            return
         self._queries += 1
         if self._queries > MAX_QUERIES:
             self._finish_failed(Security.BOGUS, f"more than MAX_QUERIES={MAX_QUERIES} queries")

@@ -890,3 +890,20 @@ def test_replayed_genuine_signatures_never_forge_a_secure_answer(
         assert result.records == truth.records
         assert result.nxdomain == truth.nxdomain
         assert result.cname_chain == truth.cname_chain
+
+
+def test_a_dependency_error_while_judging_is_bogus_not_a_crash(
+    std: tuple[World, TrustAnchor, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner's boundary: a dnspython error raised while reading a response fails closed."""
+    world, anchor, _ = std
+
+    def explode(*args: object) -> None:
+        raise dns.name.NameTooLong
+
+    monkeypatch.setattr(mod, "_prove_nsec", explode)
+    monkeypatch.setattr(mod, "_prove_nsec3", explode)
+    result = run(world, anchor, "nope.example.test", "A")
+    assert result.security is Security.BOGUS
+    assert result.failed
+    assert "NameTooLong" in result.why
