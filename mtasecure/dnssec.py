@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from enum import Enum, StrEnum
 from typing import cast
 
 import dns.dnssec
+import dns.dnssectypes
 import dns.exception
 import dns.message
 import dns.name
@@ -403,15 +405,8 @@ class ChainValidator:
         try:
             self._qname = dns.name.from_text(qname)
             self._rdtype = dns.rdatatype.from_text(rdtype)
-            self._anchor_name = dns.name.from_text(anchor.zone)
-            self._anchor_ds = [
-                cast(DS, dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DS, text))
-                for text in anchor.ds
-            ]
-            self._anchor_keys = [
-                cast(DNSKEY, dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DNSKEY, t))
-                for t in anchor.dnskeys
-            ]
+            self._anchor_name, ds, keys = _read_anchor(anchor.zone, anchor.ds, anchor.dnskeys)
+            self._anchor_ds, self._anchor_keys = list(ds), list(keys)
         except (dns.exception.DNSException, ValueError) as exc:
             raise UsageError(f"cannot validate {qname!r} {rdtype!r}: {exc}") from exc
         if now.tzinfo is None:
@@ -893,7 +888,7 @@ class ChainValidator:
             for k in rrset
             if cast(DNSKEY, k).protocol == 3 and cast(DNSKEY, k).flags & 0x0100
         ]
-        entries = tuple((dns.dnssec.key_id(k), k, _one(rrset.ttl, k)) for k in keys)
+        entries = tuple((_key_tag(k), k, _one(rrset.ttl, k)) for k in keys)
         trusted = tuple(
             entry
             for entry in entries
@@ -925,11 +920,43 @@ def _ds_matches(
     tag, key, _ = entry
     if tag != ds.key_tag or key.algorithm != ds.algorithm:
         return False
+    made = _ds_digest(name, key, ds.digest_type)
+    return made is not None and hmac.compare_digest(made, ds.digest)
+
+
+# Memoised pure helpers: the same root and TLD keys come back in every
+# validation, and their key tags and digests cost more than the rest of the
+# bookkeeping (the caches hold public data only).
+
+
+@functools.lru_cache(maxsize=64)
+def _read_anchor(
+    zone: str, ds: tuple[str, ...], dnskeys: tuple[str, ...]
+) -> tuple[dns.name.Name, tuple[DS, ...], tuple[DNSKEY, ...]]:
+    return (
+        dns.name.from_text(zone),
+        tuple(cast(DS, dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DS, t)) for t in ds),
+        tuple(
+            cast(DNSKEY, dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DNSKEY, t))
+            for t in dnskeys
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_tag(key: DNSKEY) -> int:
+    """RFC 4034 Appendix B."""
+    return dns.dnssec.key_id(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ds_digest(name: dns.name.Name, key: DNSKEY, digest_type: int) -> bytes | None:
+    """RFC 4034 §5.1.4: the digest a DS of ``digest_type`` holds for ``key``."""
     try:
-        made = dns.dnssec.make_ds(name, key, ds.digest_type, validating=True)
+        digest = dns.dnssectypes.DSDigest(digest_type)
+        return dns.dnssec.make_ds(name, key, digest, validating=True).digest
     except (dns.exception.DNSException, ValueError):
-        return False
-    return hmac.compare_digest(made.digest, ds.digest)
+        return None
 
 
 def _find(
