@@ -29,27 +29,26 @@ Rules applied (trusted-validator mode):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import dns.exception
-import dns.flags
-import dns.message
 import dns.name
 import dns.rcode
-import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 
+from mtasecure._wire import FLAG_AD, NameKey, Reply, WireRecord, encode_query, name_key
 from mtasecure.dnssec import DnsAnswer, Security
-from mtasecure.errors import UsageError
+from mtasecure.errors import DnsError, UsageError
 
 __all__ = [
     "EDNS_PAYLOAD",
     "MAX_CNAME_CHAIN",
     "SUPPORTED_TYPES",
+    "Question",
     "Resolution",
     "combine_security",
-    "make_query",
     "query_name",
     "query_type",
 ]
@@ -85,6 +84,9 @@ def combine_security(statuses: Iterable[Security]) -> Security:
     return worst if worst is not None else Security.INDETERMINATE
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
+
+
 def query_name(name: str) -> dns.name.Name:
     """The absolute DNS name for ``name`` (A-labels; ``_`` labels allowed).
 
@@ -95,6 +97,8 @@ def query_name(name: str) -> dns.name.Name:
     if not isinstance(name, str) or not name or not name.isascii():
         raise UsageError(f"not an ASCII DNS name: {name!r} (RFC 1035 §2.3.1)")
     try:
+        if _PLAIN_NAME.fullmatch(name):  # the common case, without the escape parser
+            return dns.name.Name([*(label.encode() for label in name.rstrip(".").split(".")), b""])
         return dns.name.from_text(name)
     except dns.exception.DNSException as exc:
         raise UsageError(f"not a DNS name: {name!r}: {exc} (RFC 1035 §2.3.4)") from exc
@@ -112,17 +116,33 @@ def query_type(rdtype: str) -> dns.rdatatype.RdataType:
     return dns.rdatatype.from_text(text)
 
 
-def make_query(
-    qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, checking_disabled: bool = False
-) -> dns.message.QueryMessage:
-    """A recursive query with DO and AD set (and CD when asked); random ID."""
-    query = dns.message.make_query(
-        qname, rdtype, want_dnssec=True, use_edns=0, payload=EDNS_PAYLOAD
-    )
-    query.flags |= dns.flags.AD
-    if checking_disabled:
-        query.flags |= dns.flags.CD
-    return query
+@dataclass(frozen=True)
+class Question:
+    """A query to send: the name, the type, and whether to set CD (RFC 4035 §3.2.2)."""
+
+    qname: dns.name.Name
+    rdtype: int
+    checking_disabled: bool = False
+    key: NameKey = field(init=False, repr=False, compare=False)
+    wire_name: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        labels = self.qname.labels  # absolute: ends with the root's empty label
+        object.__setattr__(self, "key", tuple(label.lower() for label in labels[:-1]))
+        object.__setattr__(self, "wire_name", b"".join(bytes((len(x),)) + x for x in labels))
+
+    def to_wire(self, qid: int) -> bytes:
+        """The query with ID ``qid``: RD, AD and DO set, CD if asked, :data:`EDNS_PAYLOAD`."""
+        return encode_query(
+            self.wire_name,
+            self.rdtype,
+            qid,
+            payload=EDNS_PAYLOAD,
+            checking_disabled=self.checking_disabled,
+        )
+
+
+_CLASS_IN = 1
 
 
 def _text(name: dns.name.Name) -> str:
@@ -146,7 +166,10 @@ class Resolution:
 
     def __init__(self, name: str, rdtype: str, *, max_chain: int = MAX_CNAME_CHAIN) -> None:
         self.qname = query_name(name)
+        plain = _PLAIN_NAME.fullmatch(name) is not None
+        self._name_text = name.lower().rstrip(".") if plain else _text(self.qname)
         self.rdtype = query_type(rdtype)
+        self._rdtype_text = rdtype.upper()
         self.max_chain = max_chain
         self._current = self.qname
         self._chain: list[dns.name.Name] = []
@@ -160,11 +183,11 @@ class Resolution:
         """Whether the answer is known."""
         return self._done is not None
 
-    def next_query(self) -> dns.message.QueryMessage | None:
+    def next_query(self) -> Question | None:
         """The next query to send, or ``None`` when the answer is known."""
         if self._done is not None:
             return None
-        return make_query(self._current, self.rdtype, checking_disabled=self._checking)
+        return Question(self._current, self.rdtype, self._checking)
 
     def give_up(self, why: str) -> None:
         """No reply could be had (timeouts, malformed replies, refused): a failure."""
@@ -177,11 +200,20 @@ class Resolution:
             raise UsageError("the lookup is not finished")
         return self._done
 
-    def feed(self, reply: dns.message.Message, *, trusted: bool) -> None:
-        """Read the reply to the last query from a server (``trusted`` or not)."""
+    def feed(self, reply: Reply, *, trusted: bool) -> None:
+        """Read the reply to the last query from a server (``trusted`` or not).
+
+        A record whose data cannot be read makes the lookup fail.
+        """
         if self._done is not None:
             return
-        rcode = reply.rcode()
+        try:
+            self._feed(reply, trusted=trusted)
+        except DnsError as exc:
+            self._finish_failed(Security.INDETERMINATE, str(exc))
+
+    def _feed(self, reply: Reply, *, trusted: bool) -> None:
+        rcode = reply.rcode
         if self._checking:
             self._after_checking_disabled(rcode)
             return
@@ -194,11 +226,12 @@ class Resolution:
                 )
             return
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            self._finish_failed(Security.INDETERMINATE, f"{dns.rcode.to_text(rcode)} reply")
+            text = dns.rcode.to_text(rcode)  # type: ignore[arg-type]
+            self._finish_failed(Security.INDETERMINATE, f"{text} reply")
             return
         if not trusted:
             status = Security.INDETERMINATE
-        elif reply.flags & dns.flags.AD:
+        elif reply.flags & FLAG_AD:
             status = Security.SECURE
         else:
             status = Security.INSECURE
@@ -218,14 +251,14 @@ class Resolution:
                 "SERVFAIL, also with checking disabled: the nameserver could not resolve the name",
             )
 
-    def _read_answer(self, reply: dns.message.Message, rcode: int) -> None:
-        rrsets: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
-        for rrset in reply.answer:
-            if rrset.rdclass == dns.rdataclass.IN:
-                rrsets.setdefault((rrset.name, rrset.rdtype), rrset)
+    def _read_answer(self, reply: Reply, rcode: int) -> None:
+        rrsets: dict[tuple[NameKey, int], list[WireRecord]] = {}
+        for record in reply.answer:
+            if record.rdclass == _CLASS_IN:
+                rrsets.setdefault((record.owner, record.rdtype), []).append(record)
         grew = False
         while self.rdtype != dns.rdatatype.CNAME:
-            alias = rrsets.get((self._current, dns.rdatatype.CNAME))
+            alias = rrsets.get((name_key(self._current), dns.rdatatype.CNAME))
             if alias is None:
                 break
             if len(alias) != 1:
@@ -234,8 +267,8 @@ class Resolution:
                     f"{_text(self._current)} has {len(alias)} CNAME records (RFC 2181 §10.1)",
                 )
                 return
-            target = alias[0].target
-            self._ttls.append(alias.ttl)
+            target = reply.target(alias[0])
+            self._ttls.append(alias[0].ttl)
             if target == self.qname or target in self._chain:
                 self._finish_failed(
                     Security.INDETERMINATE,
@@ -251,33 +284,37 @@ class Resolution:
                 return
             self._current = target
             grew = True
-        found = rrsets.get((self._current, self.rdtype))
-        if found is not None:
-            self._ttls.append(found.ttl)
-            self._finish(records=tuple(r.to_text() for r in found))
+        found = rrsets.get((name_key(self._current), self.rdtype))
+        if found:
+            self._ttls.append(min(r.ttl for r in found))
+            texts = dict.fromkeys(reply.text(r) for r in found)  # RFC 2181 §5: a set
+            self._finish(records=tuple(texts))
             return
         soa = next((r for r in reply.authority if r.rdtype == dns.rdatatype.SOA), None)
         if grew and rcode == dns.rcode.NOERROR and soa is None:
             return  # the reply stops at an alias: ask for the target
         if soa is not None:
-            self._ttls.append(min(soa.ttl, soa[0].minimum))
+            self._ttls.append(min(soa.ttl, reply.soa_minimum(soa)))
         self._finish(records=(), nxdomain=rcode == dns.rcode.NXDOMAIN)
 
     def _finish(self, *, records: tuple[str, ...], nxdomain: bool = False) -> None:
-        self._done = DnsAnswer(
-            name=_text(self.qname),
-            rdtype=dns.rdatatype.to_text(self.rdtype),
+        # Built from checked values: skip the model's validation (bulk-mode hot path).
+        self._done = DnsAnswer.model_construct(
+            name=self._name_text,
+            rdtype=self._rdtype_text,
             records=records,
             security=combine_security(self._statuses),
             ttl=min(self._ttls) if self._ttls else 0,
             nxdomain=nxdomain,
             cname_chain=tuple(_text(n) for n in self._chain),
+            failed=False,
+            why="",
         )
 
     def _finish_failed(self, security: Security, why: str) -> None:
         self._done = DnsAnswer(
-            name=_text(self.qname),
-            rdtype=dns.rdatatype.to_text(self.rdtype),
+            name=self._name_text,
+            rdtype=self._rdtype_text,
             security=combine_security([*self._statuses, security]),
             cname_chain=tuple(_text(n) for n in self._chain),
             failed=True,

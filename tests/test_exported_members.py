@@ -29,7 +29,15 @@ EXPECTED_TOP_LEVEL = {
     "__version__",
 }
 
-PUBLIC_MODULES = ["mtasecure", "mtasecure.errors", "mtasecure.results"]
+PUBLIC_MODULES = [
+    "mtasecure",
+    "mtasecure.client",
+    "mtasecure.errors",
+    "mtasecure.mx",
+    "mtasecure.results",
+    "mtasecure.testing",
+    "mtasecure.transport",
+]
 
 
 def test_top_level_all_is_pinned() -> None:

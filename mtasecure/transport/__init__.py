@@ -3,31 +3,23 @@
 Users plug in their own transport by passing an object that satisfies one of
 these protocols to :class:`~mtasecure.client.MtaSecure` by keyword; they never
 subclass and never build a dependency's object. Importing this package loads
-no HTTP library and none of dnspython's resolver modules.
+no HTTP library and none of dnspython's resolver modules. The resolvers'
+limits (timeouts, retries, in-flight bound) are named constants in
+:mod:`mtasecure.transport.resolver`.
 """
 
 from __future__ import annotations
 
 from mtasecure.transport._clock import SystemClock
-from mtasecure.transport._dns import (
-    DEFAULT_LIFETIME,
-    DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_PORT,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
+from mtasecure.transport._protocols import Clock, HttpClient, Resolver
+from mtasecure.transport.resolver import (
     BulkResolver,
     DnsResolver,
     Nameserver,
     system_nameservers,
 )
-from mtasecure.transport._protocols import Clock, HttpClient, Resolver
 
 __all__ = [
-    "DEFAULT_LIFETIME",
-    "DEFAULT_MAX_IN_FLIGHT",
-    "DEFAULT_PORT",
-    "DEFAULT_RETRIES",
-    "DEFAULT_TIMEOUT",
     "BulkResolver",
     "Clock",
     "DnsResolver",

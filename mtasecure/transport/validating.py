@@ -17,22 +17,23 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-import dns.flags
+import dns.exception
 import dns.message
 import dns.name
 import dns.rdatatype
 
+from mtasecure._resolution import Question
 from mtasecure.dnssec import ROOT_TRUST_ANCHOR, ChainValidator, DnsAnswer, TrustAnchor
 from mtasecure.errors import DnsError
 from mtasecure.transport._clock import SystemClock
-from mtasecure.transport._dns import (
+from mtasecure.transport._protocols import Clock
+from mtasecure.transport.resolver import (
     DEFAULT_LIFETIME,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     DnsResolver,
     Nameserver,
 )
-from mtasecure.transport._protocols import Clock
 
 __all__ = ["MAX_CACHED_RESPONSES", "MAX_CACHE_TTL", "ValidatingResolver"]
 
@@ -96,18 +97,14 @@ class ValidatingResolver(DnsResolver):
             raise DnsError("the resolver is closed")
         now = self.clock.now()
         validator = ChainValidator(self.anchor, name, rdtype, now=now)
-        try:
-            async with asyncio.timeout(self.lifetime):
-                while (query := validator.next_query()) is not None:
-                    try:
-                        reply = await self._fetch(*query, now=now)
-                    except DnsError as exc:
-                        validator.feed_failure(str(exc))
-                        continue
-                    validator.feed(reply)
-        except TimeoutError:
-            if validator.next_query() is not None:
-                validator.feed_failure(f"no answer within the lifetime of {self.lifetime}s")
+        deadline = asyncio.get_running_loop().time() + self.lifetime
+        while (query := validator.next_query()) is not None:
+            try:
+                reply = await self._fetch(*query, now=now, deadline=deadline)
+            except DnsError as exc:  # TransportTimeout and the lifetime included
+                validator.feed_failure(str(exc))
+                continue
+            validator.feed(reply)
         return validator.result().answer(name, rdtype)
 
     async def resolve_many(self, queries: Iterable[tuple[str, str]]) -> list[DnsAnswer]:
@@ -115,7 +112,12 @@ class ValidatingResolver(DnsResolver):
         return list(await asyncio.gather(*(self.resolve(n, t) for n, t in queries)))
 
     async def _fetch(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, now: datetime
+        self,
+        qname: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        *,
+        now: datetime,
+        deadline: float,
     ) -> dns.message.Message:
         key = (qname, int(rdtype))
         stamp = now.timestamp()
@@ -123,9 +125,12 @@ class ValidatingResolver(DnsResolver):
         if cached is not None and cached[1] > stamp:
             self._cache.move_to_end(key)
             return cached[0]
-        query = dns.message.make_query(qname, rdtype, want_dnssec=True)
-        query.flags |= dns.flags.CD  # RFC 4035 §3.2.2: we validate, the server must not
-        reply, _ = await self._ask(query)
+        # DO is always set; CD too (RFC 4035 §3.2.2): we validate, the server must not
+        wire, _ = await self._ask(Question(qname, int(rdtype), checking_disabled=True), deadline)
+        try:
+            reply = dns.message.from_wire(wire.wire)
+        except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as exc:
+            raise DnsError(f"malformed reply for {qname} {rdtype.name}: {exc}") from exc
         if rdtype in _CACHED_TYPES:
             ttl = min([MAX_CACHE_TTL, *(r.ttl for r in reply.answer + reply.authority)])
             self._cache[key] = (reply, stamp + ttl)

@@ -158,6 +158,8 @@ ZONES: tuple[ZoneSpec, ...] = (
             "mxcname.signed.example. CNAME mx.signed.example.",
             'multitxt.signed.example. TXT "first" "second"',
             'multitxt.signed.example. TXT "third"',
+            # More than the 1232-octet EDNS payload: the reply over UDP is truncated.
+            *(f'big.signed.example. TXT "{i:02d}{"x" * 180}"' for i in range(12)),
         ),
     ),
     ZoneSpec(

@@ -153,3 +153,55 @@ async def test_bulk_resolver_gives_the_same_answers(dnsworld: DnsWorld) -> None:
         answers = await bulk.resolve_many((n, "A") for n in names)
     assert [a.name for a in answers] == names
     assert [a.security.value for a in answers] == [EXPECTED_SECURITY[n] for n in names]
+
+
+async def test_resolve_mx_through_the_validator(dnsworld: DnsWorld) -> None:
+    from mtasecure.client import MtaSecure
+
+    async with MtaSecure(resolver=DnsResolver([_server(dnsworld.unbound)])) as client:
+        multi = await client.resolve_mx("multi.signed.example")
+        null = await client.resolve_mx("nullmx.signed.example")
+        implicit = await client.resolve_mx("implicit.signed.example")
+        plain = await client.resolve_mx("unsigned.example")
+        bogus = await client.resolve_mx("expired.example")
+        missing = await client.resolve_mx("nothing-here.signed.example")
+    assert [(h.preference, h.host) for h in multi.hosts] == [
+        (10, "a.mx.signed.example"),
+        (10, "c.mx.signed.example"),
+        (20, "b.mx.signed.example"),
+    ]
+    assert multi.security is Security.SECURE
+    assert null.null
+    assert null.security is Security.SECURE
+    assert implicit.implicit
+    assert [h.host for h in implicit.hosts] == ["implicit.signed.example"]
+    assert plain.security is Security.INSECURE
+    assert plain.hosts[0].host == "mx.unsigned.example"
+    assert bogus.failed
+    assert bogus.security is Security.BOGUS
+    assert missing.nxdomain
+    assert missing.hosts == ()
+
+
+async def test_txt_records_for_mta_sts_and_tlsrpt(resolver: DnsResolver) -> None:
+    sts = await resolver.resolve("_mta-sts.signed.example", "TXT")
+    rpt = await resolver.resolve("_smtp._tls.unsigned.example", "TXT")
+    assert sts.txt_strings() == ("v=STSv1; id=20240101T000000;",)
+    assert sts.security is Security.SECURE
+    assert rpt.txt_strings() == ("v=TLSRPTv1; rua=mailto:tlsrpt@unsigned.example",)
+    assert rpt.security is Security.INSECURE
+
+
+async def test_aaaa(resolver: DnsResolver) -> None:
+    aaaa = await resolver.resolve("mx.signed.example", "AAAA")
+    assert aaaa.records == ("::1",)
+    assert aaaa.security is Security.SECURE
+
+
+@pytest.mark.parametrize("kind", [DnsResolver, BulkResolver])
+async def test_large_answer_comes_over_tcp(dnsworld: DnsWorld, kind: type[DnsResolver]) -> None:
+    async with kind([_server(dnsworld.unbound)]) as r:
+        answer = await r.resolve("big.signed.example", "TXT")
+    assert len(answer.records) == 12
+    assert sum(len(r) for r in answer.records) > 1232
+    assert answer.security is Security.SECURE

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import secrets
+import os
 import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import dns.exception
-import dns.flags
-import dns.message
 import dns.rcode
 from pydantic import BaseModel, ConfigDict
 
-from mtasecure._resolution import MAX_CNAME_CHAIN, Resolution
+from mtasecure._resolution import MAX_CNAME_CHAIN, Question, Resolution
+from mtasecure._wire import FLAG_TC, Reply, parse_reply
 from mtasecure.dnssec import DnsAnswer
 from mtasecure.errors import DnsError, TransportTimeout, UsageError
 
@@ -40,7 +38,11 @@ __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_PORT",
     "DEFAULT_RETRIES",
+    "DEFAULT_SOCKETS_PER_SERVER",
     "DEFAULT_TIMEOUT",
+    "MAX_DATAGRAMS_PER_QUERY",
+    "MAX_READS_PER_WAKEUP",
+    "MAX_SOCKETS_PER_SERVER",
     "RESOLV_CONF",
     "BulkResolver",
     "DnsResolver",
@@ -58,6 +60,14 @@ DEFAULT_LIFETIME = 8.0
 """Seconds one lookup may take in all, CNAME re-queries and retries included."""
 DEFAULT_MAX_IN_FLIGHT = 512
 """Bulk mode: most queries outstanding at once over the shared sockets."""
+MAX_DATAGRAMS_PER_QUERY = 8
+"""Most datagrams kept for one waiting query ID (forged or stale ones included)."""
+DEFAULT_SOCKETS_PER_SERVER = 4
+"""Bulk mode: UDP sockets kept open per nameserver."""
+MAX_SOCKETS_PER_SERVER = 64
+"""Bulk mode: most UDP sockets per nameserver a caller may ask for."""
+MAX_READS_PER_WAKEUP = 64
+"""Most datagrams read from a socket each time the event loop finds it readable."""
 RESOLV_CONF = Path("/etc/resolv.conf")
 """Where :func:`system_nameservers` reads the system's nameservers."""
 
@@ -166,109 +176,145 @@ def _nameservers(
     return servers
 
 
-class _UdpChannel(asyncio.DatagramProtocol):
-    """One connected UDP socket to one nameserver; replies matched by ID.
+class _Waiter:
+    """Datagrams that arrived for one query ID, and the future a query waits on."""
+
+    __slots__ = ("backlog", "future")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.backlog: list[bytes] = []
+
+
+class _UdpChannel:
+    """One connected, non-blocking UDP socket to one nameserver; replies matched by ID.
 
     The socket is connected, so the kernel drops datagrams from any other
     address or port. Queries waiting on it are keyed by their 16-bit ID; a
-    datagram for no waiting ID is dropped (RFC 5452 §4.3).
+    datagram for no waiting ID is dropped (RFC 5452 §4.3), and at most
+    :data:`MAX_DATAGRAMS_PER_QUERY` are kept for one ID. When the socket is
+    readable, up to :data:`MAX_READS_PER_WAKEUP` datagrams are read at once
+    (asyncio's datagram transport reads one per loop turn, which bounds
+    bulk mode).
     """
 
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.waiting: dict[int, asyncio.Future[bytes]] = {}
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock = sock
+        self.loop = loop
+        self.waiting: dict[int, _Waiter] = {}
         self.closed = False
+        loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def _readable(self) -> None:
+        for _ in range(MAX_READS_PER_WAKEUP):
+            try:
+                data = self.sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP port unreachable and friends: every query waiting here fails now.
+                self._fail_all(DnsError(f"nameserver unreachable: {exc}"))
+                return
+            self.datagram_received(data)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+    def datagram_received(self, data: bytes) -> None:
         if len(data) < 12:
             return
-        future = self.waiting.get(int.from_bytes(data[:2], "big"))
-        if future is not None and not future.done():
-            future.set_result(data)
+        waiter = self.waiting.get(int.from_bytes(data[:2], "big"))
+        if waiter is not None and len(waiter.backlog) < MAX_DATAGRAMS_PER_QUERY:
+            waiter.backlog.append(data)
+            if not waiter.future.done():
+                waiter.future.set_result(None)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends: every query on this socket fails now.
-        for future in self.waiting.values():
-            if not future.done():
-                future.set_exception(DnsError(f"nameserver unreachable: {exc}"))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        for future in self.waiting.values():
-            if not future.done():
-                future.set_exception(DnsError("the socket was closed"))
+    def _fail_all(self, error: DnsError) -> None:
+        for waiter in self.waiting.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
 
     def free_id(self) -> int:
-        """A random query ID not in use on this socket."""
+        """A random query ID not in use on this socket (RFC 5452 §9.2)."""
         while True:
-            qid = secrets.randbits(16)
+            qid = _random_id()
             if qid not in self.waiting:
                 return qid
 
-    async def exchange(self, query: dns.message.Message, timeout: float) -> dns.message.Message:
-        """Send ``query`` (its ID is replaced) and wait for the reply to it.
+    async def exchange(self, question: Question, timeout: float) -> Reply:
+        """Send ``question`` with a fresh random ID and wait for the reply to it.
+
+        Datagrams with the right ID but another question (or not a reply)
+        are stale or forged: they are skipped and the wait goes on (RFC 5452
+        §9.1). A datagram with the right ID that cannot be read fails the try.
 
         Raises:
             TransportTimeout: no matching reply within ``timeout``.
             DnsError: the reply is malformed, or the socket failed.
         """
-        if self.transport is None or self.closed:
+        if self.closed:
             raise DnsError("the socket is closed")
-        loop = asyncio.get_running_loop()
-        query.id = self.free_id()
-        wire = query.to_wire()
-        deadline = loop.time() + timeout
-        self.transport.sendto(wire)
+        loop = self.loop
+        qid = self.free_id()
+        waiter = _Waiter(loop.create_future())
+        self.waiting[qid] = waiter
+        expiry = loop.call_later(timeout, _expire, waiter, timeout)
         try:
+            try:
+                self.sock.send(question.to_wire(qid))
+            except OSError as exc:  # a full send buffer included: this try fails
+                raise DnsError(f"cannot send: {exc}") from exc
             while True:
-                future: asyncio.Future[bytes] = loop.create_future()
-                self.waiting[query.id] = future
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                while waiter.backlog:
+                    reply = parse_reply(waiter.backlog.pop(0))
+                    if reply.answers(qid, question.key, question.rdtype):
+                        return reply
+                await waiter.future
+                if not waiter.backlog:
                     raise TransportTimeout(f"no reply within {timeout}s")
-                try:
-                    data = await asyncio.wait_for(future, remaining)
-                except TimeoutError as exc:
-                    raise TransportTimeout(f"no reply within {timeout}s") from exc
-                reply = _parse(data)
-                if query.is_response(reply):
-                    return reply
-                # Right ID, wrong question: a stale or forged reply; keep waiting.
+                waiter.future = loop.create_future()
         finally:
-            self.waiting.pop(query.id, None)
+            expiry.cancel()
+            self.waiting.pop(qid, None)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self._fail_all(DnsError("the socket was closed"))
 
 
-def _parse(data: bytes) -> dns.message.Message:
-    try:
-        return dns.message.from_wire(data)
-    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as exc:
-        raise DnsError(f"malformed reply: {exc}") from exc
+_id_pool: list[int] = []
 
 
-async def _open_udp(server: Nameserver) -> _UdpChannel:
-    loop = asyncio.get_running_loop()
+def _random_id() -> int:
+    """A 16-bit ID from the OS's CSPRNG, drawn 256 at a time to save system calls."""
+    if not _id_pool:
+        data = os.urandom(512)
+        _id_pool.extend(int.from_bytes(data[i : i + 2], "big") for i in range(0, 512, 2))
+    return _id_pool.pop()
+
+
+def _expire(waiter: _Waiter, timeout: float) -> None:
+    if not waiter.future.done():
+        waiter.future.set_result(None)  # woken with an empty backlog: timed out
+
+
+def _open_udp(server: Nameserver) -> _UdpChannel:
+    """A UDP socket connected to ``server`` from a random ephemeral port (RFC 5452 §9.2)."""
     family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        _, channel = await loop.create_datagram_endpoint(
-            _UdpChannel, remote_addr=(server.address, server.port), family=family
-        )
+        sock.setblocking(False)
+        sock.connect((server.address, server.port))
     except OSError as exc:
+        sock.close()
         raise DnsError(f"cannot open a UDP socket to {server}: {exc}") from exc
-    return channel
+    return _UdpChannel(sock, asyncio.get_running_loop())
 
 
-async def _tcp_exchange(
-    server: Nameserver, query: dns.message.Message, timeout: float
-) -> dns.message.Message:
+async def _tcp_exchange(server: Nameserver, question: Question, timeout: float) -> Reply:
     """One query over TCP with a 2-byte length prefix (RFC 1035 §4.2.2, RFC 7766)."""
-    wire = query.to_wire()
+    qid = _random_id()
+    wire = question.to_wire(qid)
     writer = None
     try:
         async with asyncio.timeout(timeout):
@@ -284,8 +330,8 @@ async def _tcp_exchange(
     finally:
         if writer is not None:
             writer.close()
-    reply = _parse(data)
-    if not query.is_response(reply):
+    reply = parse_reply(data)
+    if not reply.answers(qid, question.key, question.rdtype):
         raise DnsError(f"TCP reply from {server} does not answer the query")
     return reply
 
@@ -358,39 +404,46 @@ class DnsResolver:
         if self._closed:
             raise DnsError("the resolver is closed")
         resolution = Resolution(name, rdtype, max_chain=self.max_chain)
+        deadline = asyncio.get_running_loop().time() + self.lifetime
         try:
-            async with asyncio.timeout(self.lifetime):
-                while (query := resolution.next_query()) is not None:
-                    reply, server = await self._ask(query)
-                    resolution.feed(reply, trusted=server.trusted)
-        except TimeoutError:
-            resolution.give_up(f"no answer within the lifetime of {self.lifetime}s")
+            while (query := resolution.next_query()) is not None:
+                reply, server = await self._ask(query, deadline)
+                resolution.feed(reply, trusted=server.trusted)
         except DnsError as exc:
             resolution.give_up(str(exc))
         return resolution.answer()
 
-    async def _ask(self, query: dns.message.Message) -> tuple[dns.message.Message, Nameserver]:
-        """Try every nameserver, ``retries + 1`` rounds; TCP when a reply is truncated."""
+    async def _ask(self, query: Question, deadline: float) -> tuple[Reply, Nameserver]:
+        """Try every nameserver, ``retries + 1`` rounds; TCP when a reply is truncated.
+
+        Each try waits at most :attr:`timeout`, and never past ``deadline``
+        (the lookup's lifetime).
+        """
+        loop = asyncio.get_running_loop()
         problems: list[str] = []
         for _ in range(self.retries + 1):
             for server in self.nameservers:
+                timeout = min(self.timeout, deadline - loop.time())
+                if timeout <= 0:
+                    raise DnsError(f"no answer within the lifetime of {self.lifetime}s")
                 try:
-                    reply = await self._udp(server, query)
-                    if reply.flags & dns.flags.TC:
-                        reply = await _tcp_exchange(server, query, self.timeout)
-                except DnsError as exc:  # TransportTimeout included
+                    reply = await self._udp(server, query, timeout)
+                    if reply.flags & FLAG_TC:
+                        timeout = max(deadline - loop.time(), 0.001)
+                        reply = await _tcp_exchange(server, query, min(self.timeout, timeout))
+                except (DnsError, TransportTimeout) as exc:
                     problems.append(f"{server}: {exc}")
                     continue
-                if reply.rcode() in _RETRY_RCODES:
-                    problems.append(f"{server}: {dns.rcode.to_text(reply.rcode())}")
+                if reply.rcode in _RETRY_RCODES:
+                    problems.append(f"{server}: {dns.rcode.to_text(reply.rcode)}")  # type: ignore[arg-type]
                     continue
                 return reply, server
         raise DnsError("no usable reply: " + "; ".join(problems[-len(self.nameservers) :]))
 
-    async def _udp(self, server: Nameserver, query: dns.message.Message) -> dns.message.Message:
-        channel = await _open_udp(server)
+    async def _udp(self, server: Nameserver, query: Question, timeout: float) -> Reply:
+        channel = _open_udp(server)
         try:
-            return await channel.exchange(query, self.timeout)
+            return await channel.exchange(query, timeout)
         finally:
             channel.close()
 
@@ -398,18 +451,23 @@ class DnsResolver:
 class BulkResolver(DnsResolver):
     """A :class:`DnsResolver` for scanning many domains: few sockets, many queries.
 
-    One UDP socket per nameserver stays open and up to ``max_in_flight``
-    queries share it, matched to their replies by a random 16-bit ID. TCP is
-    still used when a reply is truncated.
+    A small pool of UDP sockets per nameserver (``sockets_per_server``) stays
+    open; up to ``max_in_flight`` queries share them, matched to their replies
+    by a random 16-bit ID, and taken round-robin. More than one socket lets a
+    multi-threaded server (Unbound, Knot with ``SO_REUSEPORT``) spread the
+    load: it hashes each source address and port to one thread. TCP is still
+    used when a reply is truncated.
 
-    Source ports: every query on a shared socket leaves from the same port,
-    so an off-path attacker has only the 16-bit ID to guess (RFC 5452 §9.2
-    asks for port randomisation too). Use bulk mode towards a validator on
-    loopback or a network you trust; the default :class:`DnsResolver` uses
-    a fresh port per query.
+    Source ports: every query on a shared socket leaves from one of a few
+    ports, so an off-path attacker has little more than the 16-bit ID to
+    guess (RFC 5452 §9.2 asks for port randomisation too). Use bulk mode
+    towards a validator on loopback or on a network you trust; the default
+    :class:`DnsResolver` uses a fresh random port per query.
 
     Args:
         max_in_flight: most queries outstanding at once (:data:`DEFAULT_MAX_IN_FLIGHT`).
+        sockets_per_server: UDP sockets kept per nameserver
+            (:data:`DEFAULT_SOCKETS_PER_SERVER`).
         **kwargs: as for :class:`DnsResolver`.
     """
 
@@ -418,6 +476,7 @@ class BulkResolver(DnsResolver):
         nameservers: Sequence[str | Nameserver] | None = None,
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        sockets_per_server: int = DEFAULT_SOCKETS_PER_SERVER,
         trusted: Iterable[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
@@ -434,32 +493,39 @@ class BulkResolver(DnsResolver):
         )
         if not 0 < max_in_flight < 65536:
             raise UsageError("max_in_flight must be between 1 and 65535 (16-bit query IDs)")
+        if not 0 < sockets_per_server <= MAX_SOCKETS_PER_SERVER:
+            raise UsageError(f"sockets_per_server must be between 1 and {MAX_SOCKETS_PER_SERVER}")
         self.max_in_flight = max_in_flight
+        self.sockets_per_server = sockets_per_server
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._channels: dict[Nameserver, _UdpChannel] = {}
-        self._opening: dict[Nameserver, asyncio.Lock] = {}
+        self._pools: dict[Nameserver, list[_UdpChannel]] = {}
+        self._turn = 0
 
     async def aclose(self) -> None:
         """Close the shared sockets."""
         await super().aclose()
-        for channel in self._channels.values():
-            channel.close()
-        self._channels.clear()
+        for pool in self._pools.values():
+            for channel in pool:
+                channel.close()
+        self._pools.clear()
 
     async def resolve_many(self, queries: Iterable[tuple[str, str]]) -> list[DnsAnswer]:
         """Resolve many ``(name, rdtype)`` pairs concurrently; answers in the same order."""
         return list(await asyncio.gather(*(self.resolve(n, t) for n, t in queries)))
 
-    async def _udp(self, server: Nameserver, query: dns.message.Message) -> dns.message.Message:
+    def _channel(self, server: Nameserver) -> _UdpChannel:
+        if self._closed:
+            raise DnsError("the resolver is closed")
+        pool = self._pools.setdefault(server, [])
+        self._turn = (self._turn + 1) % self.sockets_per_server
+        if self._turn >= len(pool):
+            pool.append(_open_udp(server))
+            return pool[-1]
+        channel = pool[self._turn]
+        if channel.closed:  # failed (e.g. ICMP unreachable): replace it
+            channel = pool[self._turn] = _open_udp(server)
+        return channel
+
+    async def _udp(self, server: Nameserver, query: Question, timeout: float) -> Reply:
         async with self._slots:
-            channel = self._channels.get(server)
-            if channel is None or channel.closed:
-                lock = self._opening.setdefault(server, asyncio.Lock())
-                async with lock:
-                    channel = self._channels.get(server)
-                    if channel is None or channel.closed:
-                        if self._closed:
-                            raise DnsError("the resolver is closed")
-                        channel = await _open_udp(server)
-                        self._channels[server] = channel
-            return await channel.exchange(query, self.timeout)
+            return await self._channel(server).exchange(query, timeout)
