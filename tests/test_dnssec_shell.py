@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dns.flags
 import dns.message
+import dns.rcode
+import dns.rdatatype
 import pytest
 
 from mtasecure._resolution import Question
@@ -125,3 +127,32 @@ def test_public_names_are_pinned() -> None:
     import mtasecure.transport.validating as shell
 
     assert set(shell.__all__) == {"MAX_CACHED_RESPONSES", "MAX_CACHE_TTL", "ValidatingResolver"}
+
+
+async def test_a_failed_ds_reply_is_not_cached() -> None:
+    world, anchor, _ = standard_world()
+
+    def servfail(message: dns.message.Message) -> dns.message.Message:
+        if message.question[0].rdtype == dns.rdatatype.DS:
+            message.set_rcode(dns.rcode.SERVFAIL)
+            message.answer.clear()
+            message.authority.clear()
+        return message
+
+    async with make(world, anchor) as resolver:
+        world.mutate = servfail
+        first = await resolver.resolve("mx.example.test", "A")
+        world.mutate = None
+        second = await resolver.resolve("mx.example.test", "A")
+    assert first.security is Security.BOGUS
+    assert second.security is Security.SECURE
+
+
+async def test_cached_replies_expire_with_their_ttl() -> None:
+    world, anchor, _ = standard_world()
+    async with make(world, anchor) as resolver:
+        await resolver.resolve("mx.example.test", "A")
+        count = len(resolver.sent)
+        resolver.clock.at = NOW + timedelta(seconds=3601)  # type: ignore[attr-defined]
+        await resolver.resolve("mx.example.test", "A")
+    assert len(resolver.sent) == 2 * count

@@ -20,6 +20,7 @@ from datetime import datetime
 import dns.exception
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 
 from mtasecure._resolution import Question
@@ -131,8 +132,10 @@ class ValidatingResolver(DnsResolver):
             reply = dns.message.from_wire(wire.wire)
         except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as exc:
             raise DnsError(f"malformed reply for {qname} {rdtype.name}: {exc}") from exc
-        if rdtype in _CACHED_TYPES:
-            ttl = min([MAX_CACHE_TTL, *(r.ttl for r in reply.answer + reply.authority)])
+        records = reply.answer + reply.authority
+        if rdtype in _CACHED_TYPES and reply.rcode() == dns.rcode.NOERROR and records:
+            # only complete answers are kept: a failure is never cached
+            ttl = min([MAX_CACHE_TTL, *(r.ttl for r in records)])
             self._cache[key] = (reply, stamp + ttl)
             while len(self._cache) > MAX_CACHED_RESPONSES:
                 self._cache.popitem(last=False)
