@@ -210,6 +210,7 @@ SUPPORTED_DIGESTS: frozenset[int] = frozenset({1, 2, 4})
 """DS digest types this validator checks: SHA-1, SHA-256, SHA-384 (RFC 8624 §3.3)."""
 
 _NSEC3_SHA1 = 1
+_NOT_ASKABLE = frozenset({dns.rdatatype.RRSIG, dns.rdatatype.NONE})
 _NSEC3_OPT_OUT = 0x01
 _DS_SHA1 = 1
 
@@ -409,6 +410,8 @@ class ChainValidator:
             self._anchor_ds, self._anchor_keys = list(ds), list(keys)
         except (dns.exception.DNSException, ValueError) as exc:
             raise UsageError(f"cannot validate {qname!r} {rdtype!r}: {exc}") from exc
+        if dns.rdatatype.is_metatype(self._rdtype) or self._rdtype in _NOT_ASKABLE:
+            raise UsageError(f"{rdtype!r} is a meta-type or DNSSEC record; it cannot be validated")
         if now.tzinfo is None:
             raise UsageError("now must be timezone-aware (a naive time is ambiguous)")
         self._now = now.timestamp()

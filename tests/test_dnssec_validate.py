@@ -521,6 +521,19 @@ def test_denial_with_a_bad_soa_signature_is_bogus(std: tuple[World, TrustAnchor,
     assert result.security is Security.BOGUS
 
 
+@pytest.mark.parametrize("rdtype", ["ANY", "RRSIG", "OPT", "AXFR", "TSIG"])
+def test_meta_types_are_refused(rdtype: str) -> None:
+    with pytest.raises(UsageError):
+        ChainValidator(ROOT_TRUST_ANCHOR, "example.com", rdtype, now=NOW)
+
+
+@given(qname=st.text(max_size=300), rdtype=st.text(max_size=12))
+def test_constructor_only_raises_usage_error(qname: str, rdtype: str) -> None:
+    with contextlib.suppress(UsageError):
+        validator = ChainValidator(ROOT_TRUST_ANCHOR, qname, rdtype, now=NOW)
+        assert validator.next_query() is not None
+
+
 def test_naive_now_is_refused() -> None:
     with pytest.raises(UsageError):
         ChainValidator(ROOT_TRUST_ANCHOR, "example.com", "MX", now=NOW.replace(tzinfo=None))
