@@ -552,6 +552,7 @@ class ChainValidator:
                 response = yield (current, self._rdtype)
                 asked = current
                 continue
+            _refuse_referral(response, current, self._rdtype)
             yield from self._check_denial(response, current, rcode == dns.rcode.NXDOMAIN)
             self._ttl = min([_negative_ttl(response), *self._cname_ttls])
             return
@@ -880,6 +881,7 @@ class ChainValidator:
         response = yield (name, dns.rdatatype.DNSKEY)
         rrset, sigs = _find(response.answer, name, dns.rdatatype.DNSKEY)
         if rrset is None:
+            _refuse_referral(response, name, dns.rdatatype.DNSKEY)
             raise _Bogus(f"{_text(name)}: no DNSKEY RRset (RFC 4035 §5.2)")
         if len(rrset) > MAX_KEYS_PER_DNSKEY_SET:
             raise _Bogus(
@@ -901,6 +903,24 @@ class ChainValidator:
             raise _Bogus(f"{_text(name)}: no DNSKEY matches the DS or anchor (RFC 4035 §5.2)")
         self._verify(rrset, sigs, _Zone(name, trusted, depth))
         return _Zone(name, entries, depth)
+
+
+def _refuse_referral(
+    response: dns.message.Message, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> None:
+    """A referral answers nothing: the server neither hosts the zone nor recurses.
+
+    Local validation needs a recursive server or one that hosts every zone
+    on the way; a referral is reported as a failed fetch, not judged.
+    """
+    if response.rcode() != dns.rcode.NOERROR or response.answer:
+        return
+    kinds = {r.rdtype for r in response.authority}
+    if dns.rdatatype.NS in kinds and dns.rdatatype.SOA not in kinds:
+        raise _Stop(
+            f"{_text(qname)} {rdtype.name}: the server sent a referral; ask a recursive "
+            "server or one that hosts every zone"
+        )
 
 
 def _one(ttl: int, key: DNSKEY) -> dns.rdataset.Rdataset:

@@ -534,6 +534,34 @@ def test_constructor_only_raises_usage_error(qname: str, rdtype: str) -> None:
         assert validator.next_query() is not None
 
 
+@pytest.mark.parametrize(
+    "question", [("mx.example.test.", T.A), ("example.test.", T.DNSKEY)], ids=["answer", "dnskey"]
+)
+def test_a_referral_is_a_failed_fetch_not_a_verdict(
+    std: tuple[World, TrustAnchor, dict], question: tuple[str, int]
+) -> None:
+    world, anchor, zones = std
+    tld = zones["test"]
+    cut = name("example.test.")
+
+    def refer(message: dns.message.Message) -> None:
+        message.answer.clear()
+        message.authority[:] = [
+            tld.rrsets[(cut, T.NS)],
+            tld.rrsets[(cut, T.DS)],
+            tld.sigs[(cut, T.DS)],
+        ]
+
+    world.mutate = _on(question, refer)
+    try:
+        result = run(world, anchor, "mx.example.test", "A")
+    finally:
+        world.mutate = None
+    assert result.security is Security.INDETERMINATE
+    assert result.failed
+    assert "referral" in result.why
+
+
 def test_naive_now_is_refused() -> None:
     with pytest.raises(UsageError):
         ChainValidator(ROOT_TRUST_ANCHOR, "example.com", "MX", now=NOW.replace(tzinfo=None))
