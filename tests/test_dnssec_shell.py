@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import dns.flags
@@ -9,6 +10,8 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtasecure._resolution import Question
 from mtasecure._wire import Reply, parse_reply
@@ -156,3 +159,24 @@ async def test_cached_replies_expire_with_their_ttl() -> None:
         resolver.clock.at = NOW + timedelta(seconds=3601)  # type: ignore[attr-defined]
         await resolver.resolve("mx.example.test", "A")
     assert len(resolver.sent) == 2 * count
+
+
+@settings(max_examples=50, deadline=None)
+@given(garbage=st.binary(max_size=64))
+async def test_an_unreadable_reply_is_a_failed_fetch(garbage: bytes) -> None:
+    """Only our DnsError crosses the wire boundary; the lookup fails, nothing escapes."""
+    world, anchor, _ = _GARBAGE_WORLD
+
+    class Garbled(WorldResolver):
+        async def _ask(self, query: Question, deadline: float) -> tuple[Reply, Nameserver]:
+            reply, server = await super()._ask(query, deadline)
+            return dataclasses.replace(reply, wire=garbage), server
+
+    resolver = Garbled(["127.0.0.1:1"], anchor=anchor, clock=Frozen(NOW))
+    resolver.world, resolver.sent, resolver.fail_on = world, [], set()
+    answer = await resolver.resolve("mx.example.test", "A")
+    assert answer.failed
+    assert answer.security is not Security.SECURE
+
+
+_GARBAGE_WORLD = standard_world()
