@@ -143,6 +143,10 @@ class Question:
 
 
 _CLASS_IN = 1
+_UNTRUSTED = (
+    "answered by a nameserver that is not trusted: its AD bit is ignored, "
+    "the data is not authenticated (RFC 4035 §4.9.3)"
+)
 
 
 def _text(name: dns.name.Name) -> str:
@@ -298,17 +302,19 @@ class Resolution:
         self._finish(records=(), nxdomain=rcode == dns.rcode.NXDOMAIN)
 
     def _finish(self, *, records: tuple[str, ...], nxdomain: bool = False) -> None:
+        security = combine_security(self._statuses)
+        why = _UNTRUSTED if security is Security.INDETERMINATE else ""
         # Built from checked values: skip the model's validation (bulk-mode hot path).
         self._done = DnsAnswer.model_construct(
             name=self._name_text,
             rdtype=self._rdtype_text,
             records=records,
-            security=combine_security(self._statuses),
+            security=security,
             ttl=min(self._ttls) if self._ttls else 0,
             nxdomain=nxdomain,
             cname_chain=tuple(_text(n) for n in self._chain),
             failed=False,
-            why="",
+            why=why,
         )
 
     def _finish_failed(self, security: Security, why: str) -> None:

@@ -37,7 +37,9 @@ class WorldResolver(ValidatingResolver):
     sent: list[Question]
     fail_on: set[str]
 
-    async def _ask(self, query: Question, deadline: float) -> tuple[Reply, Nameserver]:
+    async def _ask(
+        self, query: Question, deadline: float, servers: object = None
+    ) -> tuple[Reply, Nameserver]:
         self.sent.append(query)
         if query.qname.to_text() in self.fail_on:
             raise DnsError("no usable reply: timed out")
@@ -168,7 +170,9 @@ async def test_an_unreadable_reply_is_a_failed_fetch(garbage: bytes) -> None:
     world, anchor, _ = _GARBAGE_WORLD
 
     class Garbled(WorldResolver):
-        async def _ask(self, query: Question, deadline: float) -> tuple[Reply, Nameserver]:
+        async def _ask(
+            self, query: Question, deadline: float, servers: object = None
+        ) -> tuple[Reply, Nameserver]:
             reply, server = await super()._ask(query, deadline)
             return dataclasses.replace(reply, wire=garbage), server
 

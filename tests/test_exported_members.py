@@ -31,10 +31,13 @@ EXPECTED_TOP_LEVEL = {
 
 PUBLIC_MODULES = [
     "mtasecure",
+    "mtasecure.certs",
     "mtasecure.client",
+    "mtasecure.dane",
     "mtasecure.errors",
     "mtasecure.mx",
     "mtasecure.results",
+    "mtasecure.sts",
     "mtasecure.testing",
     "mtasecure.transport",
 ]

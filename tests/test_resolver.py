@@ -469,3 +469,24 @@ def test_any_sequence_of_replies_gives_a_defined_answer(
     if answer.failed:
         assert answer.records == ()
     assert len(answer.cname_chain) <= MAX_CNAME_CHAIN + 1
+
+
+def test_nameserver_model_defaults_trust_to_loopback() -> None:
+    assert Nameserver(address="127.0.0.2").trusted
+    assert Nameserver(address="::1", port=5353).trusted
+    assert not Nameserver(address="192.0.2.1").trusted
+    assert not Nameserver(address="127.0.0.1", trusted=False).trusted
+    assert Nameserver(address="0:0::1").address == "::1"
+    for bad in ({"address": "localhost"}, {"address": "127.0.0.1", "port": 0}):
+        with pytest.raises(ValueError, match="nameserver"):
+            Nameserver(**bad)  # type: ignore[arg-type]
+
+
+def test_untrusted_answers_say_why() -> None:
+    r, _ = run(
+        "a.example", "A", lambda q: reply(q, "a.example. 60 IN A 192.0.2.1", ad=True), trusted=False
+    )
+    assert r.answer().security is D
+    assert "not trusted" in r.answer().why
+    r, _ = run("a.example", "A", lambda q: reply(q, "a.example. 60 IN A 192.0.2.1", ad=True))
+    assert r.answer().why == ""

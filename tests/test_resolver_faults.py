@@ -22,6 +22,11 @@ from hypothesis import strategies as st
 from mtasecure.dnssec import Security
 from mtasecure.errors import DnsError, UsageError
 from mtasecure.transport import BulkResolver, DnsResolver
+from mtasecure.transport.resolver import (
+    MAX_DATAGRAMS_PER_QUERY,
+    MAX_READS_PER_WAKEUP,
+    MAX_SOCKETS_PER_SERVER,
+)
 
 Handler = Callable[[dns.message.Message, str], "bytes | list[bytes] | None"]
 
@@ -493,3 +498,64 @@ async def test_closed_bulk_resolver_raises(serve) -> None:  # type: ignore[no-un
     await bulk.aclose()
     with pytest.raises(DnsError):
         await bulk.resolve("a.test", "A")
+
+
+@pytest.mark.parametrize(
+    ("forged", "answered"), [(MAX_DATAGRAMS_PER_QUERY - 1, True), (MAX_DATAGRAMS_PER_QUERY, False)]
+)
+async def test_forged_flood_is_capped_per_query(serve, forged: int, answered: bool) -> None:  # type: ignore[no-untyped-def]
+    # Datagrams with the right ID but another question are kept (to be skipped)
+    # only up to MAX_DATAGRAMS_PER_QUERY; past that the real reply is dropped too,
+    # so a flood costs a timeout, never a wrong answer.
+    def handler(query: dns.message.Message, kind: str) -> list[bytes]:
+        other = dns.message.make_query("evil.test", "A")
+        other.id = query.id
+        fake = reply_to(other, "evil.test. 60 IN A 203.0.113.66", ad=True).to_wire()
+        return [fake] * forged + [reply_to(query, "a.test. 60 IN A 192.0.2.1").to_wire()]
+
+    server = await serve(handler)
+    async with DnsResolver([server.address], **FAST) as r:
+        answer = await r.resolve("a.test", "A")
+    assert answer.records == (("192.0.2.1",) if answered else ())
+    assert answer.failed is not answered
+
+
+async def test_a_burst_larger_than_one_wakeup_is_all_read(serve) -> None:  # type: ignore[no-untyped-def]
+    held: list[dns.message.Message] = []
+    count = MAX_READS_PER_WAKEUP * 2 + 5
+
+    def handler(query: dns.message.Message, kind: str) -> list[bytes]:
+        held.append(query)
+        if len(held) < count:
+            return []
+        out = [reply_to(q, f"{q.question[0].name} 60 IN A 192.0.2.1").to_wire() for q in held]
+        held.clear()
+        return out
+
+    server = await serve(handler)
+    async with BulkResolver([server.address], sockets_per_server=1, timeout=3.0) as bulk:
+        answers = await bulk.resolve_many((f"n{i}.test", "A") for i in range(count))
+    assert [a.records for a in answers] == [("192.0.2.1",)] * count
+
+
+def test_socket_pool_size_is_bounded() -> None:
+    with pytest.raises(UsageError):
+        BulkResolver(["127.0.0.1"], sockets_per_server=MAX_SOCKETS_PER_SERVER + 1)
+    assert BulkResolver(["127.0.0.1"], sockets_per_server=MAX_SOCKETS_PER_SERVER)
+
+
+async def test_cd_requery_goes_to_the_validator_that_failed(serve) -> None:  # type: ignore[no-untyped-def]
+    # The first validator fails and then falls silent; a second one would answer
+    # with CD, but its answer says nothing about the first one's verdict.
+    def failing(query: dns.message.Message, kind: str) -> bytes | None:
+        if query.flags & dns.flags.CD:
+            return None
+        return reply_to(query, rcode=dns.rcode.SERVFAIL).to_wire()
+
+    first = await serve(failing)
+    second = await serve(lambda q, k: reply_to(q, "a.test. 60 IN A 192.0.2.1").to_wire())
+    async with DnsResolver([first.address, second.address], **FAST) as r:
+        answer = await r.resolve("a.test", "A")
+    assert answer.failed
+    assert answer.security is Security.INDETERMINATE
+    assert second.queries == []

@@ -23,10 +23,10 @@ import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import dns.rcode
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from mtasecure._resolution import MAX_CNAME_CHAIN, Question, Resolution
 from mtasecure._wire import FLAG_TC, Reply, parse_reply
@@ -90,6 +90,22 @@ class Nameserver(BaseModel):
     address: str
     port: int = DEFAULT_PORT
     trusted: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        try:
+            ip = ipaddress.ip_address(str(data.get("address", "")))
+        except ValueError as exc:
+            raise ValueError(
+                f"nameserver address {data.get('address')!r} is not an IP address"
+            ) from exc
+        port = data.get("port", DEFAULT_PORT)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"nameserver port {port!r} is not 1-65535")
+        return {**data, "address": str(ip), "trusted": data.get("trusted", ip.is_loopback)}
 
     @classmethod
     def parse(cls, text: str, *, trusted: bool | None = None) -> Nameserver:
@@ -405,24 +421,32 @@ class DnsResolver:
             raise DnsError("the resolver is closed")
         resolution = Resolution(name, rdtype, max_chain=self.max_chain)
         deadline = asyncio.get_running_loop().time() + self.lifetime
+        servers = self.nameservers
         try:
             while (query := resolution.next_query()) is not None:
-                reply, server = await self._ask(query, deadline)
+                # The CD re-query after a SERVFAIL goes to the validator that
+                # failed: only its answer tells its "bogus" from its breakdown.
+                asked = servers if query.checking_disabled else self.nameservers
+                reply, server = await self._ask(query, deadline, asked)
+                servers = (server,)
                 resolution.feed(reply, trusted=server.trusted)
         except DnsError as exc:
             resolution.give_up(str(exc))
         return resolution.answer()
 
-    async def _ask(self, query: Question, deadline: float) -> tuple[Reply, Nameserver]:
-        """Try every nameserver, ``retries + 1`` rounds; TCP when a reply is truncated.
+    async def _ask(
+        self, query: Question, deadline: float, servers: Sequence[Nameserver] | None = None
+    ) -> tuple[Reply, Nameserver]:
+        """Try each of ``servers`` (all by default), ``retries + 1`` rounds; TCP when truncated.
 
         Each try waits at most :attr:`timeout`, and never past ``deadline``
         (the lookup's lifetime).
         """
         loop = asyncio.get_running_loop()
+        servers = self.nameservers if servers is None else servers
         problems: list[str] = []
         for _ in range(self.retries + 1):
-            for server in self.nameservers:
+            for server in servers:
                 timeout = min(self.timeout, deadline - loop.time())
                 if timeout <= 0:
                     raise DnsError(f"no answer within the lifetime of {self.lifetime}s")
@@ -438,7 +462,7 @@ class DnsResolver:
                     problems.append(f"{server}: {dns.rcode.to_text(reply.rcode)}")  # type: ignore[arg-type]
                     continue
                 return reply, server
-        raise DnsError("no usable reply: " + "; ".join(problems[-len(self.nameservers) :]))
+        raise DnsError("no usable reply: " + "; ".join(problems[-len(servers) :]))
 
     async def _udp(self, server: Nameserver, query: Question, timeout: float) -> Reply:
         channel = _open_udp(server)
