@@ -332,6 +332,20 @@ def test_mx_pattern_count_limit() -> None:
         parse_policy(over)
 
 
+def test_parser_memo_is_bounded_in_count_and_key_size() -> None:
+    from mtasecure.sts import _policy
+    from mtasecure.sts._match import NAME_CACHE_SIZE
+
+    padded = "mx: pad.example" + " " * 60000 + "\n"
+    text = "version: STSv1\nmode: enforce\nmax_age: 1\n" + padded
+    assert parse_policy(text).mx == ("pad.example",)
+    assert all(len(key) <= _policy.MAX_MEMO_KEY for key in _policy._MX_CACHE)
+    for start in range(0, NAME_CACHE_SIZE + 100, 2000):
+        lines = "".join(f"mx: h{i}.example\n" for i in range(start, start + 2000))
+        parse_policy("version: STSv1\nmode: enforce\nmax_age: 1\n" + lines)
+    assert 0 < len(_policy._MX_CACHE) <= NAME_CACHE_SIZE
+
+
 def test_repeated_mx_lines_do_not_count_twice() -> None:
     lines = ["version: STSv1", "mode: enforce", "max_age: 1"] + ["mx: a.ex"] * (MAX_MX_PATTERNS + 1)
     assert parse_policy(policy(*lines, end="\n")).mx == ("a.ex",)

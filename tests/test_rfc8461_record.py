@@ -193,6 +193,11 @@ def test_select_record_never_raises(texts: list[str]) -> None:
         assert sum(1 for t in texts if t.startswith("v=STSv1")) >= 1
 
 
+@given(st.lists(st.binary(max_size=40), max_size=4))
+def test_select_record_ignores_bytes(texts: list[bytes]) -> None:
+    assert select_record(texts) is None  # type: ignore[arg-type]
+
+
 @given(st.binary(max_size=100))
 def test_bytes_are_refused_with_a_parse_error(data: bytes) -> None:
     with pytest.raises(ParseError):

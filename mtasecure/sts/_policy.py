@@ -74,16 +74,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
+from mtasecure._names import match_wildcard, normalize_host
 from mtasecure._tagvalue import EXT_NAME
 from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
-from mtasecure.sts._fast import construct
+from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
 from mtasecure.sts._match import NAME_CACHE_SIZE, cached_host, cached_pattern
 
 __all__ = [
     "KNOWN_KEYS",
     "MAX_AGE_DIGITS",
     "MAX_AGE_LIMIT",
+    "MAX_MEMO_KEY",
     "MAX_MX_PATTERNS",
     "MAX_POLICY_BYTES",
     "POLICY_VERSION",
@@ -104,6 +105,8 @@ MAX_MX_PATTERNS = 4096
 """Most distinct ``mx`` patterns in one policy; bounds the work of every MX check."""
 POLICY_VERSION = "STSv1"
 """The only ``version`` value defined (RFC 8461 §3.2)."""
+MAX_MEMO_KEY = 300
+"""Longest raw ``mx`` value (name plus surrounding spaces) kept in the parser's memo."""
 KNOWN_KEYS = ("version", "mode", "mx", "max_age")
 """The keys RFC 8461 §3.2 defines; every other key is an extension."""
 
@@ -222,7 +225,9 @@ def parse_policy(text: str | bytes) -> StsPolicy:
     """
     if not (type(text) is str and len(text) <= MAX_POLICY_BYTES and text.isascii()):
         text = _decode(text)  # bytes, non-ASCII text (size in octets, BOM), or too long
-    lines = text.split("\n")  # a final terminator leaves an empty, blank, last line
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()  # what follows the final terminator
     version: str | None = None
     mode: PolicyMode | None = None
     max_age: int | None = None
@@ -295,16 +300,17 @@ def parse_policy(text: str | bytes) -> StsPolicy:
             where="policy",
             rule=_RULE,
         )
-    return construct(
-        StsPolicy,
-        {
-            "version": POLICY_VERSION,
-            "mode": mode,
-            "mx": tuple(mx),
-            "max_age": max_age,
-            "extensions": tuple(extensions.items()),
-        },
-    )
+    policy: StsPolicy = new(StsPolicy)  # every field was validated above
+    state = policy.__dict__
+    state["version"] = POLICY_VERSION
+    state["mode"] = mode
+    state["mx"] = tuple(mx)
+    state["max_age"] = max_age
+    state["extensions"] = tuple(extensions.items()) if extensions else ()
+    set_fields_set(policy, {"version", "mode", "mx", "max_age", "extensions"})
+    set_extra(policy, None)
+    set_private(policy, None)
+    return policy
 
 
 def render_policy(policy: StsPolicy) -> str:
@@ -369,14 +375,17 @@ def _decode(text: str | bytes) -> str:
 
 def _new_mx_pattern(value: str, lines: list[str], line: str) -> str:
     try:
-        pattern = normalize_pattern(value.strip(_WS))
+        pattern = cached_pattern(value.strip(_WS))
     except NameSyntaxError as exc:
         raise _error(
             lines, line, f"mx {_short(value.strip(_WS))!r} is not a host name pattern: {exc}"
         ) from exc
-    if len(_MX_CACHE) >= NAME_CACHE_SIZE:
-        _MX_CACHE.clear()
-    _MX_CACHE[value] = pattern
+    # Only short raw values are remembered: a value padded with 60 KiB of
+    # spaces is still a valid pattern, and must not pin 60 KiB in the memo.
+    if len(value) <= MAX_MEMO_KEY:
+        if len(_MX_CACHE) >= NAME_CACHE_SIZE:
+            _MX_CACHE.clear()
+        _MX_CACHE[value] = pattern
     return pattern
 
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from mtasecure._names import MAX_NAME_LENGTH, normalize_host
 from mtasecure._tagvalue import EXT_NAME, EXT_VALUE, split_record
 from mtasecure.errors import NameSyntaxError, RecordSyntaxError, UsageError
-from mtasecure.sts._fast import construct
+from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -124,10 +124,18 @@ def parse_record(text: str) -> StsRecord:
             extensions.setdefault(name, value)
     if record_id is None:
         raise RecordSyntaxError("record has no id field", rule=_RULE)
-    # A repeated version or id field is ignored, like any repeat (RFC 8461 §3.2).
-    extensions.pop("v", None)
-    extensions.pop("id", None)
-    return construct(StsRecord, {"id": record_id, "extensions": tuple(extensions.items())})
+    if extensions:
+        # A repeated version or id field is ignored, like any repeat (RFC 8461 §3.2).
+        extensions.pop("v", None)
+        extensions.pop("id", None)
+    record: StsRecord = new(StsRecord)  # every field was validated above
+    state = record.__dict__
+    state["id"] = record_id
+    state["extensions"] = tuple(extensions.items()) if extensions else ()
+    set_fields_set(record, {"id", "extensions"})
+    set_extra(record, None)
+    set_private(record, None)
+    return record
 
 
 def select_record(texts: Iterable[str]) -> StsRecord | None:
