@@ -20,6 +20,7 @@ import base64
 import binascii
 import functools
 import hmac
+from collections import OrderedDict
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +58,8 @@ __all__ = [
     "MAX_QUERIES",
     "MAX_RRSIGS_PER_RRSET",
     "MAX_SIGNATURE_CHECKS",
+    "MAX_TRUST_CACHE_ENTRIES",
+    "MAX_TRUST_CACHE_TTL",
     "ROOT_TRUST_ANCHOR",
     "SUPPORTED_ALGORITHMS",
     "SUPPORTED_DIGESTS",
@@ -66,6 +69,7 @@ __all__ = [
     "Query",
     "Security",
     "TrustAnchor",
+    "TrustCache",
     "parse_trust_anchor",
 ]
 
@@ -358,6 +362,7 @@ class _Zone:
     name: dns.name.Name
     keys: tuple[tuple[int, DNSKEY, dns.rdataset.Rdataset], ...]  # (key tag, key, {key})
     depth: int
+    ttl: int = 0  # seconds the DS and DNSKEY proofs stay good (TTLs, signature expiry)
 
 
 @dataclass(frozen=True)
@@ -376,6 +381,73 @@ class _Denial(Enum):
 
 
 _Planner = Generator[Query, dns.message.Message, None]
+
+MAX_TRUST_CACHE_ENTRIES = 10_000
+"""Zone proofs a :class:`TrustCache` keeps (least recently used dropped first)."""
+MAX_TRUST_CACHE_TTL = 86_400
+"""Seconds a proof is kept at most, whatever its TTL."""
+
+
+class TrustCache:
+    """What earlier validations proved about zones, for later ones to reuse.
+
+    Holds authenticated DNSKEY sets and the outcome of each DS step (secure
+    cut, insecure delegation, no cut), each until the smallest TTL or
+    signature expiry of the records that proved it (RFC 4035 §4.5, capped at
+    :data:`MAX_TRUST_CACHE_TTL`). Only proven outcomes enter it; a failed
+    validation leaves nothing behind. It reads no clock: each validation's
+    ``now`` decides what has expired. Entries are keyed by trust anchor too,
+    so validators with different anchors may share one cache.
+
+    Args:
+        max_entries: most proofs kept (:data:`MAX_TRUST_CACHE_ENTRIES`).
+    """
+
+    def __init__(self, max_entries: int = MAX_TRUST_CACHE_ENTRIES) -> None:
+        if max_entries < 1:
+            raise UsageError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[
+            tuple[object, dns.name.Name], tuple[_Zone | _Unproven | _Denial, float, float]
+        ] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget everything (e.g. after a trust anchor changed)."""
+        self._entries.clear()
+
+    def get(
+        self, key: tuple[object, dns.name.Name], now: float
+    ) -> _Zone | _Unproven | _Denial | None:
+        """The proof stored under ``key`` if it holds at ``now``."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, start, end = entry
+        if not start <= now < end:
+            if now >= end:
+                del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put(
+        self,
+        key: tuple[object, dns.name.Name],
+        value: _Zone | _Unproven | _Denial,
+        now: float,
+        ttl: int,
+    ) -> None:
+        """Keep ``value`` from ``now`` for ``ttl`` seconds (at most :data:`MAX_TRUST_CACHE_TTL`)."""
+        ttl = min(ttl, MAX_TRUST_CACHE_TTL)
+        if ttl <= 0:
+            return
+        self._entries[key] = (value, now, now + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
 
 class ChainValidator:
@@ -397,12 +469,22 @@ class ChainValidator:
         qname: the name asked for.
         rdtype: the record type asked for (``"MX"``, ``"TLSA"``, ...).
         now: the time signatures must be valid at (RFC 4035 §5.3.1).
+        cache: a :class:`TrustCache` shared between validations, so that
+            zones authenticated earlier are not fetched and checked again.
 
     Raises:
         UsageError: ``qname``, ``rdtype`` or the anchor cannot be read.
     """
 
-    def __init__(self, anchor: TrustAnchor, qname: str, rdtype: str, *, now: datetime) -> None:
+    def __init__(
+        self,
+        anchor: TrustAnchor,
+        qname: str,
+        rdtype: str,
+        *,
+        now: datetime,
+        cache: TrustCache | None = None,
+    ) -> None:
         try:
             self._qname = dns.name.from_text(qname)
             self._rdtype = dns.rdatatype.from_text(rdtype)
@@ -415,6 +497,8 @@ class ChainValidator:
         if now.tzinfo is None:
             raise UsageError("now must be timezone-aware (a naive time is ambiguous)")
         self._now = now.timestamp()
+        self._cache = cache
+        self._anchor_id = (anchor.zone, anchor.ds, anchor.dnskeys)
         self._zones: dict[dns.name.Name, _Zone | _Unproven | _Denial] = {}
         self._cname_ttls: list[int] = []
         self._checks = 0
@@ -816,7 +900,15 @@ class ChainValidator:
         while cursor != target:
             child = target.split(len(cursor) + 1)[1]
             if child not in self._zones:
-                self._zones[child] = yield from self._cut(zone, child)
+                cached = (
+                    self._cache.get((self._anchor_id, child), self._now) if self._cache else None
+                )
+                if cached is None:
+                    outcome, ttl = yield from self._cut(zone, child)
+                    if self._cache is not None:
+                        self._cache.put((self._anchor_id, child), outcome, self._now, ttl)
+                    cached = outcome
+                self._zones[child] = cached
             step = self._zones[child]
             if isinstance(step, _Unproven):
                 return step
@@ -831,14 +923,23 @@ class ChainValidator:
         cached = self._zones.get(self._anchor_name)
         if isinstance(cached, _Zone):
             return cached
-        zone = yield from self._keys(self._anchor_name, self._anchor_ds, self._anchor_keys, 0)
+        key = (self._anchor_id, self._anchor_name)
+        shared = self._cache.get(key, self._now) if self._cache is not None else None
+        if isinstance(shared, _Zone):
+            zone = shared
+        else:
+            zone = yield from self._keys(
+                self._anchor_name, self._anchor_ds, self._anchor_keys, 0, ds_ttl=None
+            )
+            if self._cache is not None:
+                self._cache.put(key, zone, self._now, zone.ttl)
         self._zones[self._anchor_name] = zone
         return zone
 
     def _cut(
         self, zone: _Zone, child: dns.name.Name
-    ) -> Generator[Query, dns.message.Message, _Zone | _Unproven | _Denial]:
-        """RFC 4035 §5.2: what a DS query at ``child`` (inside ``zone``) proves."""
+    ) -> Generator[Query, dns.message.Message, tuple[_Zone | _Unproven | _Denial, int]]:
+        """RFC 4035 §5.2: what a DS query at ``child`` (inside ``zone``) proves, and for how long."""
         response = yield (child, dns.rdatatype.DS)
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
@@ -847,28 +948,40 @@ class ChainValidator:
         if ds is not None and rcode == dns.rcode.NOERROR:
             self._verify(ds, sigs, zone)
             usable = _usable_ds([cast(DS, r) for r in ds])
+            ds_ttl = self._ttl_cap(ds, sigs)
             if not usable:
-                return _Unproven(
+                unusable = _Unproven(
                     Security.INSECURE,
                     f"{_text(child)}: DS uses no supported algorithm or digest "
                     "(RFC 4035 §5.2, RFC 6840 §5.2)",
                 )
+                return unusable, ds_ttl
             if zone.depth + 1 > MAX_DELEGATION_DEPTH:
                 raise _Bogus(f"more than MAX_DELEGATION_DEPTH={MAX_DELEGATION_DEPTH} zone cuts")
-            return (yield from self._keys(child, usable, [], zone.depth + 1))
+            child_zone = yield from self._keys(child, usable, [], zone.depth + 1, ds_ttl=ds_ttl)
+            return child_zone, child_zone.ttl
         cname, csigs = _find(response.answer, child, dns.rdatatype.CNAME)
         if cname is not None:
             self._verify(cname, csigs, zone)
-            return _Denial.NODATA  # a CNAME owner is no cut (RFC 2181 §10.1)
+            return _Denial.NODATA, self._ttl_cap(cname, csigs)  # no cut (RFC 2181 §10.1)
         denial, why = self._prove(response, zone, child, dns.rdatatype.DS)
+        ttl = min(
+            [
+                self._ttl_cap(r, _find(response.authority, r.name, r.rdtype)[1])
+                for r in response.authority
+                if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+            ]
+            or [0]
+        )
         if denial is _Denial.INSECURE:
-            return _Unproven(Security.INSECURE, why)
+            return _Unproven(Security.INSECURE, why), ttl
         if denial is _Denial.DELEGATION:
-            return _Unproven(
+            insecure = _Unproven(
                 Security.INSECURE,
                 f"{_text(child)}: signed delegation without DS (RFC 4035 §5.2)",
             )
-        return denial
+            return insecure, ttl
+        return denial, ttl
 
     def _keys(
         self,
@@ -876,6 +989,8 @@ class ChainValidator:
         ds: list[DS],
         anchor_keys: list[DNSKEY],
         depth: int,
+        *,
+        ds_ttl: int | None,
     ) -> Generator[Query, dns.message.Message, _Zone]:
         """RFC 4035 §5.2: the DNSKEY RRset, signed by a key a DS (or anchor) names."""
         response = yield (name, dns.rdatatype.DNSKEY)
@@ -902,7 +1017,8 @@ class ChainValidator:
         if not trusted:
             raise _Bogus(f"{_text(name)}: no DNSKEY matches the DS or anchor (RFC 4035 §5.2)")
         self._verify(rrset, sigs, _Zone(name, trusted, depth))
-        return _Zone(name, entries, depth)
+        ttl = self._ttl_cap(rrset, sigs)
+        return _Zone(name, entries, depth, ttl if ds_ttl is None else min(ttl, ds_ttl))
 
 
 def _refuse_referral(

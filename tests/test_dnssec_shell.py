@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from mtasecure._resolution import Question
 from mtasecure._wire import Reply, parse_reply
-from mtasecure.dnssec import Security
+from mtasecure.dnssec import Security, TrustCache
 from mtasecure.errors import DnsError
 from mtasecure.transport import Nameserver, Resolver
-from mtasecure.transport.validating import MAX_CACHED_RESPONSES, ValidatingResolver
+from mtasecure.transport.validating import ValidatingResolver
 from tests.dnssec_world import NOW, World, standard_world
 
 
@@ -90,15 +90,12 @@ async def test_ds_and_dnskey_responses_are_cached_between_lookups() -> None:
     assert len(resolver.sent) == count + 1  # only the MX query itself
 
 
-async def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mtasecure.transport.validating as shell
-
-    monkeypatch.setattr(shell, "MAX_CACHED_RESPONSES", 2)
+async def test_cache_is_bounded() -> None:
     world, anchor, _ = standard_world()
     async with make(world, anchor) as resolver:
+        resolver.cache = TrustCache(max_entries=2)
         await resolver.resolve("mx.example.test", "A")
-        assert len(resolver._cache) == 2
-    assert MAX_CACHED_RESPONSES > 2
+        assert len(resolver.cache) == 2
 
 
 async def test_a_failed_fetch_is_indeterminate_and_failed() -> None:
@@ -131,7 +128,7 @@ async def test_resolve_many_keeps_order() -> None:
 def test_public_names_are_pinned() -> None:
     import mtasecure.transport.validating as shell
 
-    assert set(shell.__all__) == {"MAX_CACHED_RESPONSES", "MAX_CACHE_TTL", "ValidatingResolver"}
+    assert set(shell.__all__) == {"ValidatingResolver"}
 
 
 async def test_a_failed_ds_reply_is_not_cached() -> None:

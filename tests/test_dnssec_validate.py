@@ -7,7 +7,7 @@ server of ``tests/dnssec_world.py``; no sockets.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 import dns.dnssec
@@ -29,9 +29,11 @@ from hypothesis import strategies as st
 import mtasecure.dnssec as mod
 from mtasecure.dnssec import (
     ROOT_TRUST_ANCHOR,
+    ChainResult,
     ChainValidator,
     Security,
     TrustAnchor,
+    TrustCache,
     parse_trust_anchor,
 )
 from mtasecure.errors import ParseError, UsageError
@@ -875,6 +877,8 @@ def test_public_names_are_pinned() -> None:
         "MAX_QUERIES",
         "MAX_RRSIGS_PER_RRSET",
         "MAX_SIGNATURE_CHECKS",
+        "MAX_TRUST_CACHE_ENTRIES",
+        "MAX_TRUST_CACHE_TTL",
         "ROOT_TRUST_ANCHOR",
         "SUPPORTED_ALGORITHMS",
         "SUPPORTED_DIGESTS",
@@ -884,6 +888,7 @@ def test_public_names_are_pinned() -> None:
         "Query",
         "Security",
         "TrustAnchor",
+        "TrustCache",
         "parse_trust_anchor",
     }
 
@@ -948,3 +953,136 @@ def test_a_dependency_error_while_judging_is_bogus_not_a_crash(
     assert result.security is Security.BOGUS
     assert result.failed
     assert "NameTooLong" in result.why
+
+
+# -- the trust cache shared between validations ------------------------------------
+
+
+def _run_cached(
+    world: World,
+    anchor: TrustAnchor,
+    cache: TrustCache,
+    qname: str,
+    rdtype: str,
+    *,
+    now: datetime = NOW,
+) -> ChainResult:
+    validator = ChainValidator(anchor, qname, rdtype, now=now, cache=cache)
+    while (query := validator.next_query()) is not None:
+        validator.feed(world.query(*query))
+    return validator.result()
+
+
+def _anchor_key(anchor: TrustAnchor, owner: str) -> tuple[object, dns.name.Name]:
+    return ((anchor.zone, anchor.ds, anchor.dnskeys), name(owner))
+
+
+def test_trust_cache_saves_queries_and_checks(std: tuple[World, TrustAnchor, dict]) -> None:
+    world, anchor, _ = std
+    cache = TrustCache()
+    first = _run_cached(world, anchor, cache, "mx.example.test", "A")
+    second = _run_cached(world, anchor, cache, "example.test", "MX")
+    third = _run_cached(world, anchor, cache, "insecure.test", "MX")
+    fourth = _run_cached(world, anchor, cache, "mx.insecure.test", "A")
+    assert (first.security, second.security) == (Security.SECURE, Security.SECURE)
+    assert (third.security, fourth.security) == (Security.INSECURE, Security.INSECURE)
+    assert first.queries == 6
+    assert second.queries == 1
+    assert fourth.queries == 1
+    assert second.records == ("10 mx.example.test.",)
+
+
+def test_trust_cache_entries_expire_and_do_not_apply_before_they_were_made(
+    std: tuple[World, TrustAnchor, dict],
+) -> None:
+    world, anchor, _ = std
+    cache = TrustCache()
+    _run_cached(world, anchor, cache, "mx.example.test", "A")
+    key = _anchor_key(anchor, "example.test.")
+    stamp = NOW.timestamp()
+    assert cache.get(key, stamp + 299) is not None  # the DS TTL is 3600, DNSKEY 3600
+    assert cache.get(key, stamp - 1) is None
+    assert (
+        _run_cached(
+            world, anchor, cache, "mx.example.test", "A", now=NOW + timedelta(hours=2)
+        ).queries
+        == 6
+    )
+
+
+def test_trust_cache_lifetime_is_bounded_by_signature_expiry() -> None:
+    world, anchor, _ = _world_with_example([], expiration=NOW + timedelta(seconds=100))
+    cache = TrustCache()
+    assert _run_cached(world, anchor, cache, "mx.example.test", "A").security is Security.SECURE
+    key = _anchor_key(anchor, "example.test.")
+    assert cache.get(key, NOW.timestamp() + 99) is not None
+    assert cache.get(key, NOW.timestamp() + 100) is None
+
+
+def test_a_failed_validation_leaves_no_proof_behind() -> None:
+    world, anchor, _ = _world_with_example([], ds_text="12345 13 2 " + "11" * 32)
+    cache = TrustCache()
+    result = _run_cached(world, anchor, cache, "mx.example.test", "A")
+    assert result.security is Security.BOGUS
+    assert cache.get(_anchor_key(anchor, "example.test."), NOW.timestamp()) is None
+    assert cache.get(_anchor_key(anchor, "test."), NOW.timestamp()) is not None
+
+
+def test_trust_cache_is_keyed_by_anchor(std: tuple[World, TrustAnchor, dict]) -> None:
+    world, anchor, zones = std
+    cache = TrustCache()
+    _run_cached(world, anchor, cache, "mx.example.test", "A")
+    private = anchor_for(zones["example"])
+    result = _run_cached(world, private, cache, "mx.example.test", "A")
+    assert result.security is Security.SECURE
+    assert result.queries == 2  # its own DNSKEY fetch, then the answer
+
+
+def test_trust_cache_is_bounded(std: tuple[World, TrustAnchor, dict]) -> None:
+    world, anchor, _ = std
+    with pytest.raises(UsageError):
+        TrustCache(max_entries=0)
+    cache = TrustCache(max_entries=2)
+    _run_cached(world, anchor, cache, "www.example.test", "A")
+    assert len(cache) == 2
+    cache.clear()
+    assert len(cache) == 0
+    assert mod.MAX_TRUST_CACHE_TTL <= 86_400
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), question=st.sampled_from(QUESTIONS), step=st.integers(0, 7))
+def test_replayed_signatures_never_poison_the_trust_cache(
+    std: tuple[World, TrustAnchor, dict], data: st.DataObject, question: tuple[str, str], step: int
+) -> None:
+    """After a validation fed replayed data, the same cache still gives every true answer."""
+    world, anchor, zones = std
+    pieces = _signed_pieces(zones)
+    picks = st.lists(st.sampled_from(pieces), max_size=4)
+    answer, authority = data.draw(picks), data.draw(picks)
+    rcode = data.draw(st.sampled_from([dns.rcode.NOERROR, dns.rcode.NXDOMAIN]))
+    cache = TrustCache()
+    count = [0]
+
+    def replay(message: dns.message.Message) -> dns.message.Message:
+        index = count[0]
+        count[0] += 1
+        if index == step:
+            message.answer[:] = [r for pair in answer for r in pair]
+            message.authority[:] = [r for pair in authority for r in pair]
+            message.set_rcode(rcode)
+        return message
+
+    world.mutate = replay
+    try:
+        _run_cached(world, anchor, cache, *question)
+    finally:
+        world.mutate = None
+    for qname, rdtype in QUESTIONS:
+        truth = run(world, anchor, qname, rdtype)
+        again = _run_cached(world, anchor, cache, qname, rdtype)
+        assert (again.security, again.records, again.nxdomain) == (
+            truth.security,
+            truth.records,
+            truth.nxdomain,
+        ), (qname, rdtype)

@@ -13,18 +13,21 @@ one query (signatures are still checked every time).
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 import dns.exception
 import dns.message
 import dns.name
-import dns.rcode
 import dns.rdatatype
 
 from mtasecure._resolution import Question
-from mtasecure.dnssec import ROOT_TRUST_ANCHOR, ChainValidator, DnsAnswer, TrustAnchor
+from mtasecure.dnssec import (
+    ROOT_TRUST_ANCHOR,
+    ChainValidator,
+    DnsAnswer,
+    TrustAnchor,
+    TrustCache,
+)
 from mtasecure.errors import DnsError
 from mtasecure.transport._clock import SystemClock
 from mtasecure.transport._protocols import Clock
@@ -36,14 +39,7 @@ from mtasecure.transport.resolver import (
     Nameserver,
 )
 
-__all__ = ["MAX_CACHED_RESPONSES", "MAX_CACHE_TTL", "ValidatingResolver"]
-
-MAX_CACHED_RESPONSES = 4096
-"""DS and DNSKEY responses kept between lookups (least recently used dropped first)."""
-MAX_CACHE_TTL = 3600
-"""Seconds a cached DS or DNSKEY response is reused at most, whatever its TTL."""
-
-_CACHED_TYPES = frozenset({dns.rdatatype.DS, dns.rdatatype.DNSKEY})
+__all__ = ["ValidatingResolver"]
 
 
 class ValidatingResolver(DnsResolver):
@@ -56,6 +52,9 @@ class ValidatingResolver(DnsResolver):
         anchor: where trust starts; the IANA root KSKs by default. Use
             :func:`~mtasecure.dnssec.parse_trust_anchor` for a private tree.
         clock: where ``now`` comes from for signature validity windows.
+        cache: zone proofs shared between lookups (a new
+            :class:`~mtasecure.dnssec.TrustCache` by default; pass one to
+            share it between resolvers).
         timeout: seconds per try.
         retries: extra rounds over the nameservers.
         lifetime: seconds one validated lookup may take in all, chain included.
@@ -72,6 +71,7 @@ class ValidatingResolver(DnsResolver):
         *,
         anchor: TrustAnchor = ROOT_TRUST_ANCHOR,
         clock: Clock | None = None,
+        cache: TrustCache | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         lifetime: float = DEFAULT_LIFETIME,
@@ -79,9 +79,7 @@ class ValidatingResolver(DnsResolver):
         super().__init__(nameservers, timeout=timeout, retries=retries, lifetime=lifetime)
         self.anchor = anchor
         self.clock: Clock = clock or SystemClock()
-        self._cache: OrderedDict[tuple[dns.name.Name, int], tuple[dns.message.Message, float]] = (
-            OrderedDict()
-        )
+        self.cache = cache if cache is not None else TrustCache()
 
     async def resolve(self, name: str, rdtype: str) -> DnsAnswer:
         """Look up ``rdtype`` at ``name`` and validate the answer from the trust anchor.
@@ -97,11 +95,11 @@ class ValidatingResolver(DnsResolver):
         if self._closed:
             raise DnsError("the resolver is closed")
         now = self.clock.now()
-        validator = ChainValidator(self.anchor, name, rdtype, now=now)
+        validator = ChainValidator(self.anchor, name, rdtype, now=now, cache=self.cache)
         deadline = asyncio.get_running_loop().time() + self.lifetime
         while (query := validator.next_query()) is not None:
             try:
-                reply = await self._fetch(*query, now=now, deadline=deadline)
+                reply = await self._fetch(*query, deadline=deadline)
             except DnsError as exc:  # TransportTimeout and the lifetime included
                 validator.feed_failure(str(exc))
                 continue
@@ -113,30 +111,11 @@ class ValidatingResolver(DnsResolver):
         return list(await asyncio.gather(*(self.resolve(n, t) for n, t in queries)))
 
     async def _fetch(
-        self,
-        qname: dns.name.Name,
-        rdtype: dns.rdatatype.RdataType,
-        *,
-        now: datetime,
-        deadline: float,
+        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, *, deadline: float
     ) -> dns.message.Message:
-        key = (qname, int(rdtype))
-        stamp = now.timestamp()
-        cached = self._cache.get(key)
-        if cached is not None and cached[1] > stamp:
-            self._cache.move_to_end(key)
-            return cached[0]
         # DO is always set; CD too (RFC 4035 §3.2.2): we validate, the server must not
         wire, _ = await self._ask(Question(qname, int(rdtype), checking_disabled=True), deadline)
         try:
-            reply = dns.message.from_wire(wire.wire)
+            return dns.message.from_wire(wire.wire)
         except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as exc:
             raise DnsError(f"malformed reply for {qname} {rdtype.name}: {exc}") from exc
-        records = reply.answer + reply.authority
-        if rdtype in _CACHED_TYPES and reply.rcode() == dns.rcode.NOERROR and records:
-            # only complete answers are kept: a failure is never cached
-            ttl = min([MAX_CACHE_TTL, *(r.ttl for r in records)])
-            self._cache[key] = (reply, stamp + ttl)
-            while len(self._cache) > MAX_CACHED_RESPONSES:
-                self._cache.popitem(last=False)
-        return reply
