@@ -3,7 +3,9 @@
 For each question, the responses the planner needs (answer, DS and DNSKEY at
 every level, denials) are recorded once from zones signed at start-up; then
 each answer is validated from the trust anchor over and over, replaying those
-responses from a dict. Side by side, the bare-minimum baseline: calling
+responses from a dict: cold (a fresh validator every time, as with no cache)
+and warm (a shared ``TrustCache`` already holding the zones' proofs, as in a
+running ``ValidatingResolver``: only the answer's own signatures are checked). Side by side, the bare-minimum baseline: calling
 ``dns.dnssec.validate`` directly on every signed RRset of the same responses
 with the right keys already in hand (no DS digests, no chain, no denial
 logic) — the signature work any validator must do.
@@ -29,7 +31,7 @@ import dns.message
 import dns.name
 import dns.rdatatype
 
-from mtasecure.dnssec import ChainValidator, Security, TrustAnchor
+from mtasecure.dnssec import ChainValidator, Security, TrustAnchor, TrustCache
 from tests.dnssec_world import NOW, World, standard_world
 
 QUESTIONS = [
@@ -52,8 +54,10 @@ def record(world: World, anchor: TrustAnchor, qname: str, rdtype: str) -> dict:
     return replies
 
 
-def planner_run(anchor: TrustAnchor, qname: str, rdtype: str, replies: dict) -> Security:
-    validator = ChainValidator(anchor, qname, rdtype, now=NOW)
+def planner_run(
+    anchor: TrustAnchor, qname: str, rdtype: str, replies: dict, cache: TrustCache | None = None
+) -> Security:
+    validator = ChainValidator(anchor, qname, rdtype, now=NOW, cache=cache)
     while (query := validator.next_query()) is not None:
         validator.feed(replies[query])
     return validator.result().security
@@ -106,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{'algorithm':<16} {'question':<34} {'queries':>7} {'planner µs':>11} "
-        f"{'validate µs':>12} {'ratio':>6}"
+        f"{'validate µs':>12} {'ratio':>6} {'warm µs':>8} {'warm ratio':>10}"
     )
     for algorithm in ("ECDSAP256SHA256", "RSASHA256", "ED25519"):
         for nsec3 in (False, True):
@@ -127,10 +131,16 @@ def main() -> None:
                     functools.partial(planner_run, anchor, qname, rdtype, replies), args.seconds
                 )
                 bare = per_call(functools.partial(baseline_run, jobs, keys), args.seconds)
+                cache = TrustCache()
+                planner_run(anchor, qname, rdtype, replies, cache)
+                warm = per_call(
+                    functools.partial(planner_run, anchor, qname, rdtype, replies, cache),
+                    args.seconds,
+                )
                 label = f"{what} ({'NSEC3' if nsec3 else 'NSEC'})"
                 print(
                     f"{algorithm:<16} {label:<34} {len(replies):>7} {planner:>11.0f} "
-                    f"{bare:>12.0f} {planner / bare:>6.2f}"
+                    f"{bare:>12.0f} {planner / bare:>6.2f} {warm:>8.0f} {warm / bare:>10.2f}"
                 )
 
 
