@@ -17,6 +17,7 @@ from mtasecure.dnssec import (
     DnsAnswer,
     Security,
     TrustAnchor,
+    TrustCache,
     parse_trust_anchor,
 )
 from mtasecure.transport import Resolver
@@ -28,7 +29,9 @@ assert_type(ROOT_TRUST_ANCHOR, TrustAnchor)
 assert_type(parse_trust_anchor(". DS 20326 8 2 00"), TrustAnchor)
 assert_type(MAX_NSEC3_ITERATIONS, int)
 
-validator = ChainValidator(ROOT_TRUST_ANCHOR, "example.com", "MX", now=NOW)
+cache = TrustCache(max_entries=100)
+assert_type(len(cache), int)
+validator = ChainValidator(ROOT_TRUST_ANCHOR, "example.com", "MX", now=NOW, cache=cache)
 query = validator.next_query()
 assert_type(query, tuple[dns.name.Name, dns.rdatatype.RdataType] | None)
 validator.feed(dns.message.make_response(dns.message.make_query("example.com", "MX")))
@@ -42,6 +45,6 @@ assert_type(result.answer("example.com", "MX"), DnsAnswer)
 async def use() -> None:
     resolver: Resolver = ValidatingResolver(["127.0.0.1:53"], anchor=ROOT_TRUST_ANCHOR)
     assert_type(await resolver.resolve("example.com", "MX"), DnsAnswer)
-    async with ValidatingResolver() as local:
+    async with ValidatingResolver(cache=cache) as local:
         answers = await local.resolve_many([("example.com", "MX")])
         assert_type(answers, list[DnsAnswer])
