@@ -1240,7 +1240,14 @@ def _prove_nsec(
 
 
 def _nsec3_digest(name: dns.name.Name, nsec3: NSEC3) -> bytes:
-    text = dns.dnssec.nsec3_hash(name, nsec3.salt, nsec3.iterations, _NSEC3_SHA1)
+    return _nsec3_hash(name, nsec3.salt, nsec3.iterations)
+
+
+@functools.lru_cache(maxsize=4096)
+def _nsec3_hash(name: dns.name.Name, salt: bytes, iterations: int) -> bytes:
+    """RFC 5155 §5, memoised: every NSEC3 record of a response shares the parameters,
+    so one name is hashed once, not once per record (CVE-2023-50868)."""
+    text = dns.dnssec.nsec3_hash(name, salt, iterations, _NSEC3_SHA1)
     return base64.b32hexdecode(text)
 
 
