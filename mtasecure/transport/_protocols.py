@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mtasecure._http import HttpResponse
 from mtasecure.dnssec import DnsAnswer
 
-__all__ = ["Clock", "HttpClient", "Resolver"]
+if TYPE_CHECKING:
+    from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
+
+__all__ = ["Clock", "HttpClient", "ReportStore", "Resolver"]
 
 
 @runtime_checkable
@@ -53,4 +56,54 @@ class HttpClient(Protocol):
         self, url: str, *, body: bytes, content_type: str, timeout: float
     ) -> HttpResponse:
         """POST ``body`` to ``url`` (RFC 8460 §5.4 report upload)."""
+        ...
+
+
+@runtime_checkable
+class ReportStore(Protocol):
+    """Where TLS-RPT session results live until their reports are sent (RFC 8460 §4).
+
+    One store may be shared by a fleet of MTAs (Redis, PostgreSQL), so that
+    one report per policy domain and window is sent for the whole fleet.
+
+    Raises (every method):
+        StoreError: the store could not be read or written; nothing was
+            half-applied.
+    """
+
+    async def add(self, batch: ResultBatch) -> bool:
+        """Add a batch of counts atomically and at most once.
+
+        Returns ``False`` (and changes nothing) when a batch with the same
+        ``batch_id`` was already added, so a retried add never double-counts.
+        """
+        ...
+
+    async def load(self, window: ReportWindow) -> WindowResults:
+        """Everything added for ``window``, summed."""
+        ...
+
+    async def windows(self) -> tuple[ReportWindow, ...]:
+        """The windows that hold results, oldest first."""
+        ...
+
+    async def claim(self, window: ReportWindow, owner: str, *, now: datetime, lease: float) -> bool:
+        """Take the job of sending ``window``'s reports for ``lease`` seconds.
+
+        True when ``owner`` holds the claim (it was free, had lapsed, or was
+        already ``owner``'s); a fleet member that gets ``False`` leaves the
+        window to the holder.
+        """
+        ...
+
+    async def mark_sent(self, window: ReportWindow, policy_domain: str, report_id: str) -> None:
+        """Remember that ``policy_domain``'s report for ``window`` was delivered."""
+        ...
+
+    async def sent(self, window: ReportWindow) -> frozenset[str]:
+        """The policy domains whose report for ``window`` was delivered."""
+        ...
+
+    async def prune(self, window: ReportWindow) -> None:
+        """Forget ``window``: its results, claim and sent marks."""
         ...
