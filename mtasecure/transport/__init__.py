@@ -8,6 +8,12 @@ network library; the defaults live in their own modules.
 
 from __future__ import annotations
 
-from mtasecure.transport._protocols import Clock, HttpClient, ReportStore, Resolver
+from mtasecure.transport._protocols import (
+    Clock,
+    HttpClient,
+    MailSubmitter,
+    ReportStore,
+    Resolver,
+)
 
-__all__ = ["Clock", "HttpClient", "ReportStore", "Resolver"]
+__all__ = ["Clock", "HttpClient", "MailSubmitter", "ReportStore", "Resolver"]

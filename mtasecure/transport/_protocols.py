@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -11,7 +12,7 @@ from mtasecure.dnssec import DnsAnswer
 if TYPE_CHECKING:
     from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 
-__all__ = ["Clock", "HttpClient", "ReportStore", "Resolver"]
+__all__ = ["Clock", "HttpClient", "MailSubmitter", "ReportStore", "Resolver"]
 
 
 @runtime_checkable
@@ -106,4 +107,21 @@ class ReportStore(Protocol):
 
     async def prune(self, window: ReportWindow) -> None:
         """Forget ``window``: its results, claim and sent marks."""
+        ...
+
+
+@runtime_checkable
+class MailSubmitter(Protocol):
+    """Hands a finished message to a mail system (RFC 6409 submission, a local MTA, ...).
+
+    Used for ``mailto:`` report delivery (RFC 8460 §5.3).
+    """
+
+    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> None:
+        """Submit ``message`` (CRLF line ends) for ``recipients`` with envelope ``sender``.
+
+        Raises:
+            SmtpError: the submission was refused or did not complete.
+            TransportTimeout: it did not complete in the submitter's time limit.
+        """
         ...
