@@ -8,12 +8,36 @@ network library; the defaults live in their own modules.
 
 from __future__ import annotations
 
+from mtasecure._smtpwire import (
+    EhloKeyword,
+    EhloResponse,
+    ProbeOutcome,
+    ProbeResult,
+    ProbeStage,
+    SmtpReply,
+    StepTiming,
+)
 from mtasecure.transport._protocols import (
     Clock,
     HttpClient,
     MailSubmitter,
     ReportStore,
     Resolver,
+    SmtpConnector,
 )
 
-__all__ = ["Clock", "HttpClient", "MailSubmitter", "ReportStore", "Resolver"]
+__all__ = [
+    "Clock",
+    "EhloKeyword",
+    "EhloResponse",
+    "HttpClient",
+    "MailSubmitter",
+    "ProbeOutcome",
+    "ProbeResult",
+    "ProbeStage",
+    "ReportStore",
+    "Resolver",
+    "SmtpConnector",
+    "SmtpReply",
+    "StepTiming",
+]

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mtasecure._http import HttpResponse
+from mtasecure._smtpwire import ProbeResult
 from mtasecure.dnssec import DnsAnswer
 
 if TYPE_CHECKING:
     from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 
-__all__ = ["Clock", "HttpClient", "MailSubmitter", "ReportStore", "Resolver"]
+__all__ = ["Clock", "HttpClient", "MailSubmitter", "ReportStore", "Resolver", "SmtpConnector"]
 
 
 @runtime_checkable
@@ -57,6 +58,24 @@ class HttpClient(Protocol):
         self, url: str, *, body: bytes, content_type: str, timeout: float
     ) -> HttpResponse:
         """POST ``body`` to ``url`` (RFC 8460 §5.4 report upload)."""
+        ...
+
+
+@runtime_checkable
+class SmtpConnector(Protocol):
+    """Opens an SMTP session to one MX address and reports what it saw (RFC 3207).
+
+    The default is :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`;
+    tests use :class:`~mtasecure.testing.FakeSmtp`.
+    """
+
+    async def probe(self, host: str, address: str, *, port: int = 25) -> ProbeResult:
+        """Connect to ``address``, greet, EHLO, STARTTLS with SNI ``host``, EHLO, QUIT.
+
+        Whatever the server does is a :class:`~mtasecure.transport.ProbeResult`
+        (its ``outcome`` says what happened), never an exception. Raises
+        :class:`~mtasecure.errors.UsageError` only for bad arguments.
+        """
         ...
 
 
