@@ -52,6 +52,8 @@ __all__ = [
     "no_policy_found",
 ]
 
+#: Most normalised domain names a collector remembers between drains.
+MAX_NAME_CACHE = 100_000
 #: The default report window: one UTC day (RFC 8460 §4.1).
 DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -185,13 +187,15 @@ class TlsRptCollector:
             random one by default. Ids are ``<prefix>-<n>``.
     """
 
-    __slots__ = ("_counter", "_fail", "_ok", "_policies", "_prefix")
+    __slots__ = ("_counter", "_fail", "_names", "_ok", "_policies", "_prefix")
 
     def __init__(self, *, batch_prefix: str | None = None) -> None:
         self._prefix = batch_prefix or secrets.token_hex(8)
         self._counter = _counter(1)
         self._ok: dict[tuple[str, int], int] = {}
         self._policies: dict[int, ReportPolicy | None] = {}
+        # Normalised policy domains, kept across drains (bounded, see drain).
+        self._names: dict[str, str | None] = {}
         self._fail: dict[_FailureKey, int] = {}
 
     def record(
@@ -282,7 +286,9 @@ class TlsRptCollector:
         if not ok and not fail:
             return None
         self._ok, self._fail, self._policies = {}, {}, {}
-        names: dict[str, str | None] = {}
+        if len(self._names) > MAX_NAME_CACHE:
+            self._names = {}
+        names = self._names
         sessions: dict[tuple[str, ReportPolicy], list[int]] = {}
         details: dict[tuple[str, ReportPolicy, FailureDetail], int] = {}
 

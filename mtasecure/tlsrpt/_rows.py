@@ -21,8 +21,9 @@ def _canonical(data: object) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+@lru_cache(maxsize=65536)
 def encode_policy(policy: ReportPolicy) -> str:
-    """A policy as canonical JSON text."""
+    """A policy as canonical JSON text (cached: a store writes the same few policies often)."""
     return _canonical(policy.model_dump(mode="json", by_alias=True))
 
 
