@@ -356,3 +356,42 @@ def test_sqlite_kill_mid_write_loses_nothing_and_counts_nothing_twice(tmp_path: 
         stdout=subprocess.DEVNULL,
     )
     assert _total(path) == batches * per
+
+
+def test_name_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtasecure.tlsrpt import _collect
+
+    monkeypatch.setattr(_collect, "MAX_NAME_CACHE", 5)
+    c = TlsRptCollector()
+    for round_ in range(3):
+        for i in range(10):
+            c.record(f"d{round_}-{i}.example", None, None)
+        batch = c.drain(WINDOW)
+        assert batch is not None
+        assert len(batch.sessions) == 10
+    assert len(c._names) <= 10  # cleared whenever it passed the limit
+
+
+async def test_sqlite_busy_timeout_gives_a_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from mtasecure.transport import report_sqlite
+
+    monkeypatch.setattr(report_sqlite, "BUSY_TIMEOUT", 0.1)
+    path = tmp_path / "busy.db"
+    store = SqliteReportStore(path)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="locked"):
+            await store.add(_batch("blocked"))
+        assert time.monotonic() - started < 5
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await store.add(_batch("blocked"))  # nothing half-applied; it goes in now
+    assert (await store.load(WINDOW)).session_total == 4
+    store.close()

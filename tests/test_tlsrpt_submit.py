@@ -508,3 +508,43 @@ async def test_the_scheduler_loop_flushes_and_sends() -> None:
     assert got == ["a.example"]
     assert len(http.posts) == 1
     assert await store.load(DAY1) == WindowResults(window=DAY1)
+
+
+async def test_smtp_submitter_times_out_on_a_silent_server() -> None:
+    from mtasecure.transport.report_submit import SmtpSubmitter
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        submitter = SmtpSubmitter("127.0.0.1", port, starttls=False, timeout=0.3)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TransportTimeout):
+            await submitter.send(SENDER, ["rua@example.net"], b"Subject: x\r\n\r\nx\r\n")
+        assert asyncio.get_running_loop().time() - started < 3
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_smtp_submitter_refusal_is_an_smtp_error() -> None:
+    from mtasecure.transport.report_submit import SmtpSubmitter
+
+    async def refusing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"554 no service\r\n")
+        await writer.drain()
+        await reader.read(100)
+        writer.close()
+
+    server = await asyncio.start_server(refusing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        submitter = SmtpSubmitter("127.0.0.1", port, starttls="auto", timeout=5)
+        with pytest.raises(SmtpError):
+            await submitter.send(SENDER, ["rua@example.net"], b"Subject: x\r\n\r\nx\r\n")
+    finally:
+        server.close()
+        await server.wait_closed()

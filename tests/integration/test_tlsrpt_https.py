@@ -64,6 +64,7 @@ http {{
             proxy_pass http://{host}:{backend}/received;
             proxy_set_header Content-Type $content_type;
         }}
+        location = /big {{ return 200 "{big}"; }}
         location / {{ return 404; }}
     }}
 }}
@@ -111,7 +112,9 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     thread.start()
     port = free_port()
     (root / "nginx.conf").write_text(
-        NGINX_CONF.format(root=root, host=LOOPBACK, port=port, backend=backend.server_port)
+        NGINX_CONF.format(
+            root=root, host=LOOPBACK, port=port, backend=backend.server_port, big="x" * 1000
+        )
     )
     log = root / "nginx.out"
     with log.open("wb") as out:
@@ -203,3 +206,38 @@ def _other_context():  # type: ignore[no-untyped-def]
     context = ssl.create_default_context()
     trustme.CA().configure_trust(context)
     return context
+
+
+async def test_client_caps_what_it_reads(endpoint: Endpoint) -> None:
+    client = ReportHttpClient(verify=_context(endpoint))
+    try:
+        big = endpoint.url.replace("/tlsrpt", "/big")
+        response = await client.get(big, max_bytes=100, timeout=10)
+    finally:
+        await client.aclose()
+    assert response.status == 200
+    assert response.truncated
+    assert len(response.body) == 101
+
+
+async def test_client_timeout_is_a_transport_timeout() -> None:
+    import asyncio
+
+    from mtasecure.errors import TransportTimeout
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(silent, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    client = ReportHttpClient()
+    try:
+        with pytest.raises(TransportTimeout):
+            await client.post(
+                f"https://{LOOPBACK}:{port}/x", body=b"x", content_type="x/y", timeout=0.3
+            )
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
