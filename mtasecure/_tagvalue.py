@@ -30,8 +30,6 @@ EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", re.ASCII)
 EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+", re.ASCII)
 """An extension value (RFC 8461 §3.1 ``sts-ext-value``, RFC 8460 §3 ``tlsrpt-ext-value``)."""
 
-_SEP = re.compile(r"[ \t]*;[ \t]*", re.ASCII)
-
 
 def split_record(text: str, version: str, *, rule: str) -> list[tuple[str, str]]:
     """Split a record into its ``(name, value)`` fields after the version.
@@ -53,13 +51,19 @@ def split_record(text: str, version: str, *, rule: str) -> list[tuple[str, str]]
         raise RecordSyntaxError(
             f"record is {len(text)} characters long, more than {MAX_RECORD_LENGTH}", rule=rule
         )
-    parts = _SEP.split(text)
-    if parts[0] != version:
+    # Equivalent to splitting on the sep regex, but str.split plus strips run
+    # in C: the part before each ";" loses trailing WSP, the part after it
+    # loses leading WSP, and nothing else is touched.
+    parts = text.split(";")
+    last = len(parts) - 1
+    if (parts[0].rstrip(" \t") if last else parts[0]) != version:
         raise RecordSyntaxError(f"record must start with {version!r}", where="field 1", rule=rule)
-    if parts[-1] == "" and len(parts) > 1:
-        parts.pop()  # the optional trailing separator
+    tail = parts[last].lstrip(" \t")
+    body = [part.strip(" \t") for part in parts[1:last]]
+    if last and tail:  # an empty tail is the optional trailing separator
+        body.append(tail)
     fields: list[tuple[str, str]] = []
-    for index, part in enumerate(parts[1:], start=2):
+    for index, part in enumerate(body, 2):
         name, eq, value = part.partition("=")
         if not eq or not name:
             raise RecordSyntaxError(

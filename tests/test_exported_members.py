@@ -29,7 +29,18 @@ EXPECTED_TOP_LEVEL = {
     "__version__",
 }
 
-PUBLIC_MODULES = ["mtasecure", "mtasecure.errors", "mtasecure.results"]
+PUBLIC_MODULES = [
+    "mtasecure",
+    "mtasecure.certs",
+    "mtasecure.client",
+    "mtasecure.dane",
+    "mtasecure.errors",
+    "mtasecure.mx",
+    "mtasecure.results",
+    "mtasecure.sts",
+    "mtasecure.testing",
+    "mtasecure.transport",
+]
 
 
 def test_top_level_all_is_pinned() -> None:

@@ -513,8 +513,11 @@ async def test_the_scheduler_loop_flushes_and_sends() -> None:
 async def test_smtp_submitter_times_out_on_a_silent_server() -> None:
     from mtasecure.transport.report_submit import SmtpSubmitter
 
+    writers: list[asyncio.StreamWriter] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
+        writers.append(writer)
+        await reader.read()  # says nothing until the client goes away
         writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -525,7 +528,10 @@ async def test_smtp_submitter_times_out_on_a_silent_server() -> None:
         with pytest.raises(TransportTimeout):
             await submitter.send(SENDER, ["rua@example.net"], b"Subject: x\r\n\r\nx\r\n")
         assert asyncio.get_running_loop().time() - started < 3
+        await asyncio.sleep(0.5)  # the worker thread's own socket timeout ends its attempt
     finally:
+        for writer in writers:
+            writer.close()
         server.close()
         await server.wait_closed()
 
@@ -533,10 +539,13 @@ async def test_smtp_submitter_times_out_on_a_silent_server() -> None:
 async def test_smtp_submitter_refusal_is_an_smtp_error() -> None:
     from mtasecure.transport.report_submit import SmtpSubmitter
 
+    writers: list[asyncio.StreamWriter] = []
+
     async def refusing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         writer.write(b"554 no service\r\n")
         await writer.drain()
-        await reader.read(100)
+        await reader.read()
         writer.close()
 
     server = await asyncio.start_server(refusing, "127.0.0.1", 0)
@@ -546,5 +555,7 @@ async def test_smtp_submitter_refusal_is_an_smtp_error() -> None:
         with pytest.raises(SmtpError):
             await submitter.send(SENDER, ["rua@example.net"], b"Subject: x\r\n\r\nx\r\n")
     finally:
+        for writer in writers:
+            writer.close()
         server.close()
         await server.wait_closed()

@@ -2,8 +2,10 @@
 
 Users plug in their own transport by passing an object that satisfies one of
 these protocols to :class:`~mtasecure.client.MtaSecure` by keyword; they never
-subclass and never build a dependency's object. Importing this package loads no
-network library; the defaults live in their own modules.
+subclass and never build a dependency's object. Importing this package loads
+no HTTP library and none of dnspython's resolver modules. The resolvers'
+limits (timeouts, retries, in-flight bound) are named constants in
+:mod:`mtasecure.transport.resolver`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mtasecure._smtpwire import (
     SmtpReply,
     StepTiming,
 )
+from mtasecure.transport._clock import SystemClock
 from mtasecure.transport._protocols import (
     Clock,
     HttpClient,
@@ -25,13 +28,22 @@ from mtasecure.transport._protocols import (
     Resolver,
     SmtpConnector,
 )
+from mtasecure.transport.resolver import (
+    BulkResolver,
+    DnsResolver,
+    Nameserver,
+    system_nameservers,
+)
 
 __all__ = [
+    "BulkResolver",
     "Clock",
+    "DnsResolver",
     "EhloKeyword",
     "EhloResponse",
     "HttpClient",
     "MailSubmitter",
+    "Nameserver",
     "ProbeOutcome",
     "ProbeResult",
     "ProbeStage",
@@ -40,4 +52,6 @@ __all__ = [
     "SmtpConnector",
     "SmtpReply",
     "StepTiming",
+    "SystemClock",
+    "system_nameservers",
 ]

@@ -174,9 +174,24 @@ class SmtpSubmitter:
         except TimeoutError as exc:
             raise TransportTimeout(f"SMTP submission to {self._host}:{self._port}: {exc}") from exc
         except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            if _caused_by_timeout(exc):  # smtplib re-raises a socket timeout as a disconnect
+                raise TransportTimeout(
+                    f"SMTP submission to {self._host}:{self._port}: {exc}"
+                ) from exc
             raise SmtpError(f"SMTP submission to {self._host}:{self._port}: {exc}") from exc
         if refused:
             raise SmtpError(f"recipients refused: {sorted(refused)}")
+
+
+def _caused_by_timeout(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def _deliver_one(

@@ -225,8 +225,11 @@ async def test_client_timeout_is_a_transport_timeout() -> None:
 
     from mtasecure.errors import TransportTimeout
 
+    writers: list[asyncio.StreamWriter] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
+        writers.append(writer)
+        await reader.read()  # says nothing until the client goes away
         writer.close()
 
     server = await asyncio.start_server(silent, LOOPBACK, 0)
@@ -239,5 +242,7 @@ async def test_client_timeout_is_a_transport_timeout() -> None:
             )
     finally:
         await client.aclose()
+        for writer in writers:
+            writer.close()
         server.close()
         await server.wait_closed()

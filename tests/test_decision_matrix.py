@@ -1,0 +1,390 @@
+"""The decision matrix: every combination that matters, each row checked against its RFC rule.
+
+The expectations are computed by the small rule tables below, written from the
+RFC text and independently of ``mtasecure.decision``: an ordered list of
+``(rule, citation, predicate)`` for the recipient policy, then the REQUIRETLS
+steps of RFC 8689 §4.2.1 laid over it. The code under test is only called to
+produce the *actual* values.
+
+Dimensions: DNSSEC status of the MX set × TLSA state × MTA-STS state ×
+REQUIRETLS (off / on / on with an empty return path, i.e. a bounce) ×
+``TLS-Required: No`` × STARTTLS × certificate × REQUIRETLS at the next hop:
+6048 rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from mtasecure.decision import (
+    MxCandidate,
+    RequirementKind,
+    SessionObservation,
+    StsMode,
+    StsState,
+    TlsaState,
+    Verdict,
+    conclude,
+    judge,
+    plan,
+)
+from mtasecure.dnssec import Security
+from mtasecure.requiretls import MessageFlags, RequireTlsFailure
+from mtasecure.results import CheckResult, FailureReason
+
+HOST = "mx.example.net"
+DOMAIN = "example.net"
+
+MX_STATES = ("secure", "insecure", "bogus", "indeterminate")
+TLSA_STATES = ("usable", "unusable", "absent", "failed")
+STS_STATES = (
+    "enforce",
+    "enforce-mismatch",
+    "testing",
+    "testing-mismatch",
+    "none",
+    "fetch-failed",
+    "absent",
+)
+TLS_STATES = ("ok", "no-starttls", "handshake-failed")
+CERT_STATES = ("ok", "bad", "dane-only")  # dane-only: TLSA matches, WebPKI does not
+
+
+@dataclass(frozen=True)
+class Row:
+    mx: str
+    tlsa: str
+    sts: str
+    requiretls: bool
+    tls_required_no: bool
+    tls: str
+    cert: str
+    advertised: bool
+    bounce: bool = False  # empty return path (RFC 8689 §4.2.1 binds only non-empty ones)
+
+    def __str__(self) -> str:
+        return (
+            f"mx={self.mx} tlsa={self.tlsa} sts={self.sts} requiretls={self.requiretls} "
+            f"tls-required-no={self.tls_required_no} tls={self.tls} cert={self.cert} "
+            f"next-hop-requiretls={self.advertised} null-return-path={self.bounce}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The rules, from the RFC text. First match wins.
+# Each returns (kind, tls_required, authentication) for the recipient policy.
+# ---------------------------------------------------------------------------
+
+POLICY_RULES = [
+    (
+        "dns-failure",
+        "RFC 7672 §2.1.1/§2.1.2: bogus or indeterminate MX answer -> delay",
+        lambda r: r.mx in ("bogus", "indeterminate"),
+        ("unusable", False, "none"),
+    ),
+    (
+        "tls-required-no",
+        "RFC 8689 §4.1/§4.2.2/§8.4: TLS-Required: No (without REQUIRETLS) ignores DANE and MTA-STS",
+        lambda r: r.tls_required_no and not r.requiretls,
+        ("opportunistic", False, "none"),
+    ),
+    (
+        "tlsa-lookup-failed",
+        "RFC 7672 §2.1.2: TLSA lookup failure for a secure MX -> MX unreachable; RFC 8461 §2",
+        lambda r: r.mx == "secure" and r.tlsa == "failed",
+        ("unusable", False, "none"),
+    ),
+    (
+        "dane",
+        "RFC 7672 §2.2: secure usable TLSA -> TLS + DANE authentication mandatory; DANE before MTA-STS",
+        lambda r: r.mx == "secure" and r.tlsa == "usable",
+        ("dane", True, "dane"),
+    ),
+    (
+        "sts-enforce-mismatch",
+        "RFC 8461 §4.1/§5: enforce and MX not in policy -> must not deliver to it",
+        lambda r: r.sts == "enforce-mismatch",
+        ("unusable", False, "none"),
+    ),
+    (
+        "sts-enforce",
+        "RFC 8461 §4.2/§5: enforce -> STARTTLS + WebPKI certificate for the MX",
+        lambda r: r.sts == "enforce",
+        ("sts-enforce", True, "webpki"),
+    ),
+    (
+        "sts-testing",
+        "RFC 8461 §5: testing -> deliver as if no failure, report; RFC 7672 §2.2 unusable TLSA -> TLS",
+        lambda r: r.sts in ("testing", "testing-mismatch"),
+        ("sts-testing", None, "none"),  # None: TLS required iff secure unusable TLSA
+    ),
+    (
+        "dane-unusable",
+        "RFC 7672 §2.2: secure TLSA, none usable -> TLS mandatory, no authentication",
+        lambda r: r.mx == "secure" and r.tlsa == "unusable",
+        ("dane", True, "none"),
+    ),
+    (
+        "opportunistic",
+        "RFC 8461 §3.3/§5 (none, no policy, fetch failed with nothing cached); RFC 7672 §2.2",
+        lambda r: True,
+        ("opportunistic", False, "none"),
+    ),
+]
+
+WEBPKI_BAD = FailureReason.CERTIFICATE_NOT_TRUSTED
+DANE_BAD = FailureReason.CERTIFICATE_HOST_MISMATCH
+
+
+@dataclass(frozen=True)
+class Expected:
+    rule: str
+    citation: str
+    kind: str
+    deliver: bool
+    reason: FailureReason | None
+    requiretls_failure: RequireTlsFailure | None
+    use_parameter: bool
+    verdict: Verdict | None  # when not delivered: bounce or defer
+    status: str | None
+
+
+def _policy(row: Row) -> tuple[str, str, str, bool, str]:
+    for name, citation, applies, (kind, tls_rule, auth) in POLICY_RULES:
+        if applies(row):
+            tls_required = (
+                row.mx == "secure" and row.tlsa == "unusable" if tls_rule is None else tls_rule
+            )
+            return name, citation, kind, tls_required, auth
+    raise AssertionError("the last rule always applies")
+
+
+def expected(row: Row) -> Expected:
+    rule, citation, kind, tls_required, auth = _policy(row)
+    webpki_ok = row.cert == "ok"
+    dane_ok = row.cert in ("ok", "dane-only")
+    tls_ok = row.tls == "ok"
+
+    # The recipient policy (RFC 7672 §2.2, RFC 8461 §5).
+    reason: FailureReason | None = None
+    if kind == "unusable":
+        deliver = False
+        reason = (
+            FailureReason.VALIDATION_FAILURE
+            if rule == "sts-enforce-mismatch"
+            else FailureReason.DNSSEC_INVALID
+        )
+    elif not tls_ok:
+        deliver = not tls_required
+        reason = (
+            FailureReason.STARTTLS_NOT_SUPPORTED
+            if row.tls == "no-starttls"
+            else FailureReason.VALIDATION_FAILURE
+        )
+    elif auth == "dane":
+        deliver = dane_ok
+        reason = None if dane_ok else DANE_BAD
+    elif auth == "webpki":
+        deliver = webpki_ok
+        reason = None if webpki_ok else WEBPKI_BAD
+    else:
+        deliver = True
+        if kind == "sts-testing" and row.sts == "testing-mismatch":
+            reason = FailureReason.VALIDATION_FAILURE  # RFC 8461 §4.1 failure, reported
+        elif kind == "sts-testing" and not webpki_ok:
+            reason = WEBPKI_BAD  # RFC 8461 §4.2 failure, reported
+    if kind == "opportunistic":
+        reason = None  # no recipient policy to report against
+
+    # REQUIRETLS (RFC 8689 §4.2.1): the steps, in order, for enforced messages.
+    rt_failure: RequireTlsFailure | None = None
+    # §4.2.1 is "for which the MAIL FROM return-path is not empty"; §5: bounces not discarded.
+    requiretls_applies = row.requiretls and not row.bounce and rule != "dns-failure"
+    if requiretls_applies and rule != "tlsa-lookup-failed":
+        sts_match = row.sts in ("enforce", "testing")  # RFC 8461 §4.1: enforce or testing
+        mx_validated = row.mx == "secure" or sts_match  # step 2
+        cert_auth = dane_ok if rule == "dane" else webpki_ok  # step 4: DANE or trusted chain
+        if not mx_validated:
+            rt_failure = RequireTlsFailure.MX_NOT_VALIDATED
+            if kind != "unusable":
+                reason = None  # never connected (step 2 fails first): no session to report
+        elif kind == "unusable":
+            rt_failure = None  # never connected: the recipient policy already ruled it out
+        elif not tls_ok:
+            rt_failure = RequireTlsFailure.TLS_NOT_ESTABLISHED
+        elif not cert_auth:
+            rt_failure = RequireTlsFailure.CERTIFICATE_NOT_AUTHENTICATED
+        elif not row.advertised:  # step 5
+            rt_failure = RequireTlsFailure.REQUIRETLS_NOT_ADVERTISED
+    if rt_failure is not None:
+        deliver = False
+
+    verdict: Verdict | None = None
+    status: str | None = None
+    if not deliver:
+        if rt_failure is not None and kind != "unusable":
+            verdict = Verdict.BOUNCE  # RFC 8689 §4.2.1: no MX left -> non-delivery notification
+            status = (
+                "5.7.30" if rt_failure is RequireTlsFailure.REQUIRETLS_NOT_ADVERTISED else "5.7.10"
+            )
+        else:
+            # RFC 7672 §2.1.2/§2.2 delay; RFC 8461 §5 transient, re-check the policy first
+            verdict = Verdict.DEFER
+    return Expected(
+        rule=rule + ("+requiretls" if requiretls_applies else ""),
+        citation=citation + ("; RFC 8689 §4.2.1 steps 2-5" if requiretls_applies else ""),
+        kind=kind,
+        deliver=deliver,
+        reason=reason,
+        requiretls_failure=rt_failure,
+        # A bounce carries the parameter where the hop offers it (§5); an enforced message always.
+        use_parameter=deliver
+        and row.requiretls
+        and (not row.bounce or (row.tls == "ok" and row.advertised)),
+        verdict=verdict,
+        status=status,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Building the inputs and running the code under test.
+# ---------------------------------------------------------------------------
+
+
+def _sts(state: str) -> StsState:
+    listed = (HOST,)
+    other = ("mx.elsewhere.example",)
+    return {
+        "enforce": StsState(mode=StsMode.ENFORCE, mx=listed),
+        "enforce-mismatch": StsState(mode=StsMode.ENFORCE, mx=other),
+        "testing": StsState(mode=StsMode.TESTING, mx=("*.example.net",)),
+        "testing-mismatch": StsState(mode=StsMode.TESTING, mx=other),
+        "none": StsState(mode=StsMode.NONE, mx=listed),
+        "fetch-failed": StsState(failure=FailureReason.STS_POLICY_FETCH_ERROR),
+        "absent": StsState(),
+    }[state]
+
+
+def _session(row: Row) -> SessionObservation:
+    tls_ok = row.tls == "ok"
+    return SessionObservation(
+        host=HOST,
+        starttls_offered=row.tls != "no-starttls",
+        tls_established=tls_ok,
+        webpki=(CheckResult.passed() if row.cert == "ok" else CheckResult.failed(WEBPKI_BAD))
+        if tls_ok
+        else None,
+        dane=(
+            CheckResult.passed()
+            if row.cert in ("ok", "dane-only")
+            else CheckResult.failed(DANE_BAD)
+        )
+        if tls_ok
+        else None,
+        requiretls_advertised=tls_ok and row.advertised,
+    )
+
+
+def run(row: Row) -> dict[str, object]:
+    flags = MessageFlags(
+        requiretls=row.requiretls, tls_required_no=row.tls_required_no, null_reverse_path=row.bounce
+    )
+    delivery_plan = plan(
+        DOMAIN,
+        mx_security=Security(row.mx),
+        mx=[
+            MxCandidate(
+                host=HOST, preference=10, tlsa=TlsaState(row.tlsa), tlsa_records=("3 1 1 aa",)
+            )
+        ],
+        sts=_sts(row.sts),
+        flags=flags,
+    )
+    (requirement,) = delivery_plan.requirements
+    # An MX ruled out before connecting is never sessioned (RFC 8461 §8.4: as if unreachable).
+    outcome = judge(requirement, _session(row)) if requirement.usable else None
+    deliver = bool(outcome and outcome.deliver)
+    got: dict[str, object] = {
+        "kind": requirement.kind.value,
+        "deliver": deliver,
+        "reason": outcome.reason if outcome else requirement.reason,
+        "requiretls_failure": outcome.requiretls_failure
+        if outcome
+        else requirement.requiretls_failure,
+        "use_parameter": bool(outcome and outcome.use_requiretls_parameter),
+        "verdict": None,
+        "status": None,
+    }
+    if not deliver:
+        conclusion = conclude(delivery_plan, {HOST: outcome})
+        got["verdict"] = conclusion.verdict
+        got["status"] = conclusion.status if conclusion.verdict is Verdict.BOUNCE else None
+    return got
+
+
+def _rows(mx: str, sts: str) -> list[Row]:
+    return [
+        Row(mx, tlsa, sts, rt, no, tls, cert, adv, bounce)
+        for tlsa, (rt, bounce), no, tls, cert, adv in itertools.product(
+            TLSA_STATES,
+            ((False, False), (True, False), (True, True)),
+            (False, True),
+            TLS_STATES,
+            CERT_STATES,
+            (False, True),
+        )
+    ]
+
+
+@pytest.mark.parametrize(("mx", "sts"), list(itertools.product(MX_STATES, STS_STATES)))
+def test_matrix(mx: str, sts: str) -> None:
+    mismatches = []
+    for row in _rows(mx, sts):
+        want = expected(row)
+        got = run(row)
+        wanted = {
+            "kind": want.kind,
+            "deliver": want.deliver,
+            "reason": want.reason,
+            "requiretls_failure": want.requiretls_failure,
+            "use_parameter": want.use_parameter,
+            "verdict": want.verdict,
+            "status": want.status,
+        }
+        if got != wanted:
+            diff = {k: (got[k], wanted[k]) for k in wanted if got[k] != wanted[k]}
+            mismatches.append(f"{row}\n    rule {want.rule} ({want.citation})\n    got/want {diff}")
+    assert mismatches == [], f"{len(mismatches)} rows disagree:\n" + "\n".join(mismatches[:20])
+
+
+def test_every_rule_is_exercised() -> None:
+    seen: Counter[str] = Counter()
+    verdicts: Counter[tuple[Verdict | None, str | None]] = Counter()
+    for mx, sts in itertools.product(MX_STATES, STS_STATES):
+        for row in _rows(mx, sts):
+            want = expected(row)
+            seen[want.rule.split("+")[0]] += 1
+            verdicts[(want.verdict, want.status)] += 1
+    assert set(seen) == {name for name, *_ in POLICY_RULES}
+    assert verdicts[(Verdict.BOUNCE, "5.7.30")] > 0
+    assert verdicts[(Verdict.BOUNCE, "5.7.10")] > 0
+    assert verdicts[(Verdict.DEFER, None)] > 0
+
+
+def test_matrix_size() -> None:
+    rows = sum(len(_rows(mx, sts)) for mx, sts in itertools.product(MX_STATES, STS_STATES))
+    assert rows == 4 * 7 * 4 * 3 * 2 * 3 * 3 * 2
+
+
+def test_requirement_kind_values_are_the_issue_spelling() -> None:
+    assert {k.value for k in RequirementKind} == {
+        "dane",
+        "sts-enforce",
+        "sts-testing",
+        "opportunistic",
+        "unusable",
+    }
