@@ -135,7 +135,7 @@ class DetailCount(_Frozen):
 
 
 class WindowResults(_Frozen):
-    """Everything recorded for one window, as a store returns it."""
+    """Everything recorded for one window, as a store returns it (RFC 8460 §4.1, §4.2)."""
 
     window: ReportWindow
     sessions: tuple[SessionCount, ...] = ()
@@ -148,7 +148,7 @@ class WindowResults(_Frozen):
 
 
 class ResultBatch(WindowResults):
-    """Deltas to add to a store, once: ``batch_id`` makes a repeated add a no-op."""
+    """Counts to add to a store, once (RFC 8460 §4.2): ``batch_id`` makes a repeated add a no-op."""
 
     batch_id: str = Field(min_length=1, max_length=200)
 
@@ -177,7 +177,7 @@ _FailureKey = tuple[
 
 
 class TlsRptCollector:
-    """Counts session results in memory until they are drained to a store.
+    """Counts session results in memory until they are drained to a store (RFC 8460 §4.2, §4.4).
 
     Not thread-safe by design (one per event loop or thread; drain each into
     the same store). ``record`` costs two dictionary operations.
@@ -353,7 +353,7 @@ class TlsRptCollector:
 
 
 def merge_results(window: ReportWindow, parts: list[WindowResults]) -> WindowResults:
-    """Sum several result sets of the same window into one, duplicates added up."""
+    """Sum several result sets of the same window into one (RFC 8460 §4.2 totals)."""
     sessions: dict[tuple[str, ReportPolicy], list[int]] = {}
     details: dict[tuple[str, ReportPolicy, FailureDetail], int] = {}
     for part in parts:
