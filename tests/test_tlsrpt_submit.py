@@ -559,3 +559,52 @@ async def test_smtp_submitter_refusal_is_an_smtp_error() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+ZONE = """
+_smtp._tls.a.example.   TXT "v=TLSRPTv1; rua=mailto:tlsrpt@a.example,https://r.a.example/v1"
+_smtp._tls.b.example.   TXT "v=TLSRPTv1; rua=mailto:x@b.example"
+_smtp._tls.b.example.   TXT "v=TLSRPTv1; rua=mailto:y@b.example"
+_smtp._tls.c.example.   TXT "v=spf1 -all"
+broken.example.         FAIL
+_smtp._tls.broken.example. FAIL
+"""
+
+
+async def test_resolve_rua_reads_the_record_through_a_resolver() -> None:
+    from mtasecure.errors import DnsError
+    from mtasecure.testing import FakeResolver
+    from mtasecure.transport.report_submit import resolve_rua
+
+    resolver = FakeResolver.from_zone(ZONE)
+    assert await resolve_rua("a.example", resolver=resolver) == (
+        "mailto:tlsrpt@a.example",
+        "https://r.a.example/v1",
+    )
+    assert await resolve_rua("b.example", resolver=resolver) == ()  # two records: none (§3)
+    assert await resolve_rua("c.example", resolver=resolver) == ()
+    assert await resolve_rua("nothing.example", resolver=resolver) == ()
+    with pytest.raises(DnsError):
+        await resolve_rua("broken.example", resolver=resolver)
+
+
+async def test_a_failed_rua_lookup_leaves_the_domain_for_the_next_pass() -> None:
+    from functools import partial
+
+    from mtasecure.testing import FakeResolver
+    from mtasecure.transport.report_submit import resolve_rua
+
+    store = MemoryReportStore()
+    await _filled(store, ["a.example", "broken.example"])
+    lookup = partial(resolve_rua, resolver=FakeResolver.from_zone(ZONE))
+    http, mail = FakeHttp(), FakeMail()
+    at = plan_send_time(DAY1, submitter=OPTIONS.sender_domain)
+    sent, _ = await send_due_reports(
+        store, OPTIONS, now=at, lookup_rua=lookup, owner="m", http=http, mail=mail, sender=SENDER
+    )
+    assert sorted((s.policy_domain, s.uri) for s in sent) == [
+        ("a.example", "https://r.a.example/v1"),
+        ("a.example", "mailto:tlsrpt@a.example"),
+    ]
+    assert await store.sent(DAY1) == {"a.example"}
+    assert await store.windows() == (DAY1,)  # not pruned: broken.example is still owed

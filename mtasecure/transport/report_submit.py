@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from random import Random
 
 from mtasecure.errors import (
+    DnsError,
     HttpError,
     SmtpError,
     StoreError,
@@ -41,6 +42,7 @@ from mtasecure.errors import (
 from mtasecure.tlsrpt._build import BuiltReport, ReportOptions, build_reports
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, TlsRptCollector
 from mtasecure.tlsrpt._message import SIGNED_HEADERS, DkimKey, render_report_message
+from mtasecure.tlsrpt._record import record_name, select_record
 from mtasecure.tlsrpt._schedule import DEFAULT_MAX_DELAY, DEFAULT_MIN_DELAY, plan_due_windows
 from mtasecure.tlsrpt._submit import (
     MEDIA_TYPE_GZIP,
@@ -52,13 +54,14 @@ from mtasecure.tlsrpt._submit import (
     parse_rua,
     plan_retry,
 )
-from mtasecure.transport._protocols import HttpClient, MailSubmitter, ReportStore
+from mtasecure.transport._protocols import HttpClient, MailSubmitter, ReportStore, Resolver
 
 __all__ = [
     "DEFAULT_SMTP_TIMEOUT",
     "ResultFlusher",
     "SentReport",
     "SmtpSubmitter",
+    "resolve_rua",
     "run_report_scheduler",
     "send_due_reports",
     "sign_report_message",
@@ -381,6 +384,23 @@ class SentReport(DeliveryOutcome):
 RuaLookup = Callable[[str], Awaitable[Sequence[str]]]
 
 
+async def resolve_rua(policy_domain: str, *, resolver: Resolver) -> tuple[str, ...]:
+    """The ``rua`` URIs of ``policy_domain``'s ``_smtp._tls`` record (RFC 8460 §3).
+
+    Empty when the domain has no usable record (none, several, or one that
+    does not parse: §3 says such a domain does not implement TLS-RPT).
+
+    Raises:
+        DnsError: the lookup failed (SERVFAIL, timeout): try again later
+            rather than concluding the domain wants no report.
+    """
+    answer = await resolver.resolve(record_name(policy_domain), "TXT")
+    if answer.failed:
+        raise DnsError(f"TXT lookup for {record_name(policy_domain)} failed: {answer.why}")
+    record = select_record(answer.txt_strings())
+    return record.rua if record is not None else ()
+
+
 async def send_due_reports(
     store: ReportStore,
     options: ReportOptions,
@@ -412,7 +432,8 @@ async def send_due_reports(
         options: report options (the submitter among them).
         now: the current time.
         lookup_rua: returns the ``rua`` URIs of a policy domain's
-            ``_smtp._tls`` record (empty when it has none: nothing is sent).
+            ``_smtp._tls`` record (empty when it has none: nothing is sent);
+            ``functools.partial(resolve_rua, resolver=...)`` does it.
         owner: this sender's name in the fleet (stable across restarts).
         http: see :func:`submit_report`.
         mail: see :func:`submit_report`.
@@ -439,10 +460,16 @@ async def send_due_reports(
             continue
         done = await store.sent(window)
         reports = build_reports(await store.load(window), options)
+        pending = False
         for report in reports:
             if report.policy_domain in done:
                 continue
-            uris = tuple(await lookup_rua(report.policy_domain))
+            try:
+                uris = tuple(await lookup_rua(report.policy_domain))
+            except TransportError:
+                # Not marked: the next pass tries this domain again.
+                pending = True
+                continue
             outcomes = await submit_report(
                 report,
                 uris,
@@ -467,7 +494,8 @@ async def send_due_reports(
                 )
                 for o in outcomes
             )
-        await store.prune(window)
+        if not pending:
+            await store.prune(window)
     return tuple(sent), upcoming
 
 
