@@ -173,9 +173,21 @@ def render_filename(
     """
     if unique_id is not None and not (unique_id.isascii() and unique_id.isalnum()):
         raise UsageError("unique-id is 1*(ALPHA / DIGIT) (RFC 8460 §5.1)")
+    return _filename(
+        normalize_host(submitter), normalize_host(policy_domain), window, unique_id, compressed
+    )
+
+
+def _filename(
+    submitter: str,
+    policy_domain: str,
+    window: ReportWindow,
+    unique_id: str | None,
+    compressed: bool,
+) -> str:
     begin = window.start_epoch
     end = begin + int((window.end - window.start).total_seconds()) - 1
-    parts = [normalize_host(submitter), normalize_host(policy_domain), str(begin), str(end)]
+    parts = [submitter, policy_domain, str(begin), str(end)]
     if unique_id:
         parts.append(unique_id)
     return "!".join(parts) + (".json.gz" if compressed else ".json")
@@ -262,7 +274,7 @@ def build_reports(results: WindowResults, options: ReportOptions) -> tuple[Built
                 submitter=submitter,
                 window=window,
                 report=report,
-                filename=render_filename(submitter, domain, window, unique),
+                filename=_filename(submitter, domain, window, unique, True),
                 gzip=data,
             )
         )

@@ -30,6 +30,7 @@ import json
 import zlib
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import (
@@ -75,6 +76,7 @@ MAX_COUNT = 2**53 - 1
 _RULE = "RFC 8460 §4.4"
 
 
+@lru_cache(maxsize=256)
 def render_datetime(value: datetime) -> str:
     """Render an aware datetime as RFC 3339 in UTC with a ``Z`` (RFC 8460 §4.4, RFC 3339 §5.6).
 
