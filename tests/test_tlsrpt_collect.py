@@ -395,3 +395,26 @@ async def test_sqlite_busy_timeout_gives_a_store_error(
     assert await store.add(_batch("blocked"))  # nothing half-applied; it goes in now
     assert (await store.load(WINDOW)).session_total == 4
     store.close()
+
+
+async def test_batch_ids_outlive_a_pruned_window(store: ReportStore) -> None:
+    assert await store.add(_batch("late"))
+    await store.prune(WINDOW)
+    # A retry of the same add arriving after the report went out changes nothing.
+    assert not await store.add(_batch("late"))
+    assert await store.windows() == ()
+
+
+async def test_sqlite_forgets_batch_ids_after_the_retention(tmp_path: Path) -> None:
+    from mtasecure.transport.report_sqlite import BATCH_ID_RETENTION
+
+    store = SqliteReportStore(tmp_path / "r.db")
+    try:
+        assert await store.add(_batch("old"))
+        later = ReportWindow.containing(
+            WINDOW.start + timedelta(seconds=BATCH_ID_RETENTION + 86400)
+        )
+        await store.prune(later)
+        assert await store.add(_batch("old"))  # forgotten: counted as new
+    finally:
+        store.close()

@@ -21,6 +21,7 @@ from mtasecure.errors import StoreError, UsageError
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 from mtasecure.tlsrpt._rows import rows_to_results
 from mtasecure.transport.report_sqlite import (
+    BATCH_ID_RETENTION,
     UPSERT_DETAIL,
     UPSERT_SESSION,
     batch_rows,
@@ -177,7 +178,7 @@ class PostgresReportStore:
         return frozenset(r[0] for r in rows)
 
     async def prune(self, window: ReportWindow) -> None:
-        """Forget ``window``: results, batch ids, claim and sent marks."""
+        """Forget ``window``: results, claim and sent marks (batch ids are kept a while longer)."""
         key = (epoch(window.start), epoch(window.end))
         async with self._lock:
             try:
@@ -193,7 +194,8 @@ class PostgresReportStore:
                             key,
                         )
                     await self._db.execute(
-                        "DELETE FROM tlsrpt_batches WHERE window_start = %s", key[:1]
+                        "DELETE FROM tlsrpt_batches WHERE window_start < %s",
+                        (key[0] - BATCH_ID_RETENTION,),
                     )
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL report store: {exc}") from exc

@@ -27,10 +27,12 @@ from mtasecure.errors import StoreError
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 from mtasecure.tlsrpt._rows import encode_detail, encode_policy, rows_to_results
 
-__all__ = ["BUSY_TIMEOUT", "SqliteReportStore"]
+__all__ = ["BATCH_ID_RETENTION", "BUSY_TIMEOUT", "SqliteReportStore"]
 
 #: Seconds a writer waits for another process's lock before giving up.
 BUSY_TIMEOUT = 30.0
+#: Seconds batch ids are kept after their window starts (pruned with later windows).
+BATCH_ID_RETENTION = 8 * 24 * 3600
 
 _T = TypeVar("_T")
 
@@ -247,14 +249,19 @@ class SqliteReportStore:
         return frozenset(r[0] for r in rows)
 
     async def prune(self, window: ReportWindow) -> None:
-        """Forget ``window``: results, batch ids, claim and sent marks."""
+        """Forget ``window``: results, claim and sent marks (batch ids are kept a while longer)."""
         key = (epoch(window.start), epoch(window.end))
 
         def work(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
             for table in ("tlsrpt_sessions", "tlsrpt_details", "tlsrpt_claims", "tlsrpt_sent"):
                 db.execute(f"DELETE FROM {table} WHERE window_start = ? AND window_end = ?", key)
-            db.execute("DELETE FROM tlsrpt_batches WHERE window_start = ?", key[:1])
+            # Batch ids outlive their window by BATCH_ID_RETENTION, so a very
+            # late retry of an add is still recognised and not counted anew.
+            db.execute(
+                "DELETE FROM tlsrpt_batches WHERE window_start < ?",
+                (key[0] - BATCH_ID_RETENTION,),
+            )
             db.execute("COMMIT")
 
         await self._run(work)
