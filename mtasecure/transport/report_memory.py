@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults, merge_results
+from mtasecure.transport.report_sqlite import BATCH_ID_RETENTION
 
 __all__ = ["MemoryReportStore"]
 
@@ -17,7 +18,7 @@ class MemoryReportStore:
     """A :class:`~mtasecure.transport.ReportStore` held in a few dictionaries."""
 
     def __init__(self) -> None:
-        self._batches: set[str] = set()
+        self._batches: dict[str, datetime] = {}
         self._results: dict[ReportWindow, WindowResults] = {}
         self._claims: dict[ReportWindow, tuple[str, datetime]] = {}
         self._sent: dict[ReportWindow, dict[str, str]] = {}
@@ -26,7 +27,7 @@ class MemoryReportStore:
         """Add ``batch`` once; ``False`` if its id was seen before."""
         if batch.batch_id in self._batches:
             return False
-        self._batches.add(batch.batch_id)
+        self._batches[batch.batch_id] = batch.window.start
         window = batch.window
         parts = [batch] if window not in self._results else [self._results[window], batch]
         self._results[window] = merge_results(window, list(parts))
@@ -57,7 +58,9 @@ class MemoryReportStore:
         return frozenset(self._sent.get(window, {}))
 
     async def prune(self, window: ReportWindow) -> None:
-        """Forget ``window``."""
+        """Forget ``window`` (batch ids stay for ``BATCH_ID_RETENTION``, as in SQLite)."""
+        horizon = window.start - timedelta(seconds=BATCH_ID_RETENTION)
+        self._batches = {k: v for k, v in self._batches.items() if v >= horizon}
         self._results.pop(window, None)
         self._claims.pop(window, None)
         self._sent.pop(window, None)
