@@ -80,6 +80,7 @@ SOA = "example. 3600 IN SOA ns.example. h.example. 1 3600 900 604800 120"
 
 
 def test_pinned_transport_all() -> None:
+    # With the SMTP probe's value types (issue 5) and the report protocols (issue 7).
     assert mtasecure.transport.__all__ == [
         "BulkResolver",
         "Clock",
@@ -87,10 +88,12 @@ def test_pinned_transport_all() -> None:
         "EhloKeyword",
         "EhloResponse",
         "HttpClient",
+        "MailSubmitter",
         "Nameserver",
         "ProbeOutcome",
         "ProbeResult",
         "ProbeStage",
+        "ReportStore",
         "Resolver",
         "SmtpConnector",
         "SmtpReply",

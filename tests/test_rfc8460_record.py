@@ -323,14 +323,39 @@ def test_record_name_rejects_non_domains(domain: str) -> None:
 
 
 def test_all_is_pinned() -> None:
+    # The record side and, from the report side (issue 7), the report names.
     assert mtasecure.tlsrpt.__all__ == [
+        "BuiltReport",
+        "DetailCount",
+        "DkimKey",
+        "FailureDetail",
         "MAX_RECORD_LENGTH",
         "MAX_RUA_URIS",
         "MAX_URI_LENGTH",
+        "PolicyResults",
+        "PolicyType",
+        "ReportDateRange",
+        "ReportOptions",
+        "ReportPolicy",
+        "ReportSummary",
+        "ReportWindow",
+        "ResultBatch",
+        "SessionCount",
         "SkippedRua",
+        "TlsReport",
+        "TlsRptCollector",
         "TlsRptRecord",
+        "WindowResults",
+        "build_reports",
+        "is_report_mail",
+        "merge_results",
+        "no_policy_found",
         "parse_record",
+        "parse_report",
         "record_name",
+        "render_filename",
+        "render_gzip",
+        "render_report_message",
         "select_record",
     ]
     assert mtasecure.tlsrpt.__all__ == sorted(mtasecure.tlsrpt.__all__)

@@ -20,7 +20,14 @@ from mtasecure._smtpwire import (
     StepTiming,
 )
 from mtasecure.transport._clock import SystemClock
-from mtasecure.transport._protocols import Clock, HttpClient, Resolver, SmtpConnector
+from mtasecure.transport._protocols import (
+    Clock,
+    HttpClient,
+    MailSubmitter,
+    ReportStore,
+    Resolver,
+    SmtpConnector,
+)
 from mtasecure.transport.resolver import (
     BulkResolver,
     DnsResolver,
@@ -35,10 +42,12 @@ __all__ = [
     "EhloKeyword",
     "EhloResponse",
     "HttpClient",
+    "MailSubmitter",
     "Nameserver",
     "ProbeOutcome",
     "ProbeResult",
     "ProbeStage",
+    "ReportStore",
     "Resolver",
     "SmtpConnector",
     "SmtpReply",
