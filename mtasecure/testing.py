@@ -316,3 +316,10 @@ def _aware(value: datetime | str) -> datetime:
     if value.tzinfo is None:
         raise UsageError("FrozenClock needs a timezone-aware datetime")
     return value.astimezone(UTC)
+
+
+# The fake HTTP client lives in its own module; it is part of this public API.
+from mtasecure.transport._fakehttp import FakeHttpClient  # noqa: E402
+
+__all__ += ["FakeHttpClient"]
+__all__.sort()

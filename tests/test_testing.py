@@ -36,7 +36,12 @@ def fake() -> FakeResolver:
 
 
 def test_pinned_all() -> None:
-    assert mtasecure.testing.__all__ == ["DEFAULT_FAKE_TTL", "FakeResolver", "FrozenClock"]
+    assert mtasecure.testing.__all__ == [
+        "DEFAULT_FAKE_TTL",
+        "FakeHttpClient",
+        "FakeResolver",
+        "FrozenClock",
+    ]
 
 
 def test_fakes_satisfy_the_protocols(fake: FakeResolver) -> None:

@@ -11,7 +11,8 @@ limits (timeouts, retries, in-flight bound) are named constants in
 from __future__ import annotations
 
 from mtasecure.transport._clock import SystemClock
-from mtasecure.transport._protocols import Clock, HttpClient, Resolver
+from mtasecure.transport._protocols import Clock, HttpClient, PolicyCache, Resolver
+from mtasecure.transport.memcache import MemoryPolicyCache
 from mtasecure.transport.resolver import (
     BulkResolver,
     DnsResolver,
@@ -24,7 +25,9 @@ __all__ = [
     "Clock",
     "DnsResolver",
     "HttpClient",
+    "MemoryPolicyCache",
     "Nameserver",
+    "PolicyCache",
     "Resolver",
     "SystemClock",
     "system_nameservers",
