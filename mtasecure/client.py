@@ -4,8 +4,9 @@
 clock=None, sts=None)``: each ``None`` builds the default. The resolver, the
 clock, the HTTP client and the policy cache are used (MTA-STS discovery:
 :meth:`MtaSecure.sts_policy`, :meth:`MtaSecure.sts_lookup`,
-:meth:`MtaSecure.sts_decision`); the SMTP connector and report store are
-accepted and kept for the features that need them.
+:meth:`MtaSecure.sts_decision`), and the SMTP connector
+(:meth:`MtaSecure.check_mx`); the report store is accepted and kept for the
+features that need it.
 
 MTA-STS discovery (RFC 8461 §3–§5) is planned by the core
 (:func:`mtasecure.sts.plan_refresh`, :func:`mtasecure.sts.plan_after_fetch`,
@@ -27,7 +28,15 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from mtasecure._http import HttpResponse
+from mtasecure._mxcheck import (
+    MxAddressCheck,
+    MxCheck,
+    check_session,
+    plan_address_dane,
+    weakest_security,
+)
 from mtasecure._names import normalize_host
+from mtasecure.certs import TrustStore
 from mtasecure.dane import plan_dane
 from mtasecure.decision import DeliveryPlan, MxCandidate, StsState, TlsaState, plan
 from mtasecure.dnssec import DnsAnswer, Security
@@ -72,10 +81,21 @@ from mtasecure.transport import (
     MemoryPolicyCache,
     PolicyCache,
     Resolver,
+    SmtpConnector,
     SystemClock,
 )
+from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
+from mtasecure.transport.trust import load_system_trust_store
 
-__all__ = ["DEFAULT_POLICY_PORT", "MAX_TRACKED_DOMAINS", "MtaSecure", "StsLookup", "StsSettings"]
+__all__ = [
+    "DEFAULT_POLICY_PORT",
+    "MAX_TRACKED_DOMAINS",
+    "MtaSecure",
+    "MxAddressCheck",
+    "MxCheck",
+    "StsLookup",
+    "StsSettings",
+]
 
 DEFAULT_POLICY_PORT = 443
 """The port policies are fetched from (RFC 8461 §3.3: HTTPS, so 443)."""
@@ -149,7 +169,8 @@ class MtaSecure:
             :class:`~mtasecure.transport.DnsResolver` on the system's
             nameservers (only loopback ones trusted for DNSSEC).
         http: an :class:`~mtasecure.transport.HttpClient` (kept for MTA-STS).
-        smtp: an SMTP connector (kept for the SMTP probe).
+        smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
+            an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
         cache: a :class:`~mtasecure.transport.PolicyCache`; ``None`` keeps
             policies in memory only. A persistent cache gets an in-memory
             front (reads go to it only on a miss; writes go to both).
@@ -166,7 +187,7 @@ class MtaSecure:
         *,
         resolver: Resolver | None = None,
         http: HttpClient | None = None,
-        smtp: Any = None,
+        smtp: SmtpConnector | None = None,
         cache: PolicyCache | None = None,
         store: Any = None,
         clock: Clock | None = None,
@@ -178,7 +199,8 @@ class MtaSecure:
             self._owned.append(resolver)
         self.resolver: Resolver = resolver
         self._http = http
-        self.smtp = smtp
+        self.smtp: SmtpConnector = smtp if smtp is not None else AsyncioSmtpConnector()
+        self._trust: TrustStore | None = None
         self.cache = cache
         self.store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -294,6 +316,74 @@ class MtaSecure:
         return MxCandidate.from_dane(
             host, preference, plan_dane(tlsa, True, next_hop=domain), implicit=mx_set.implicit
         )
+
+    async def check_mx(
+        self,
+        domain: str,
+        mx: str,
+        *,
+        port: int = SMTP_PORT,
+        trust: TrustStore | None = None,
+    ) -> MxCheck:
+        """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4).
+
+        Steps: the domain's MX answer (its DNSSEC status, and whether ``mx`` is
+        in it, decide the DANE-TA reference names, RFC 7672 §3.2.2); the A and
+        AAAA records of ``mx``; the TLSA records at ``_<port>._tcp.<mx>`` when
+        the address records are secure (RFC 7672 §2.2.2); then a STARTTLS
+        probe of every address, each judged by the WebPKI and DANE checks.
+        Nothing is probed when DANE says the MX must not be used (a bogus or
+        failed lookup, RFC 7672 §2.1.1). The MTA-STS decision (RFC 8461 §4)
+        joins here with the policy work; DANE, when it applies, comes first.
+
+        Args:
+            domain: the next-hop (recipient) domain.
+            mx: the MX host to check.
+            port: the SMTP port (25 unless testing).
+            trust: the WebPKI trust anchors; ``None`` loads the system store
+                once per client.
+
+        Raises:
+            NameSyntaxError: ``domain`` or ``mx`` is not a host name.
+        """
+        name = normalize_host(domain)
+        host = normalize_host(mx)
+        mx_set, a, aaaa = await asyncio.gather(
+            self.resolve_mx(name),
+            self.resolver.resolve(host, "A"),
+            self.resolver.resolve(host, "AAAA"),
+        )
+        mx_secure = mx_set.security is Security.SECURE and any(h.host == host for h in mx_set.hosts)
+        policy = plan_address_dane(host, (a, aaaa), port=port)
+        if policy is None:
+            tlsa = await self.resolver.resolve(f"_{port}._tcp.{host}", "TLSA")
+            policy = plan_dane(tlsa, mx_secure, next_hop=name)
+        addresses = (*a.records, *aaaa.records)
+        common: dict[str, Any] = {
+            "domain": name,
+            "mx": host,
+            "port": port,
+            "mx_security": mx_set.security,
+            "address_security": weakest_security((a, aaaa)),
+            "addresses": addresses,
+            "dane_policy": policy,
+        }
+        if not policy.may_connect:
+            return MxCheck(detail=policy.detail, **common)
+        if not addresses:
+            return MxCheck(detail=f"{host} has no address record", **common)
+        probes = await asyncio.gather(
+            *(self.smtp.probe(host, address, port=port) for address in addresses)
+        )
+        now = self.clock.now()
+        anchors = trust if trust is not None else self._system_trust()
+        checks = tuple(check_session(p, policy, now=now, trust=anchors) for p in probes)
+        return MxCheck(checks=checks, **common)
+
+    def _system_trust(self) -> TrustStore:
+        if self._trust is None:
+            self._trust = load_system_trust_store()
+        return self._trust
 
     # --- MTA-STS (RFC 8461 §3-§5) -------------------------------------------
 

@@ -47,7 +47,7 @@ from mtasecure._resolution import MAX_CNAME_CHAIN, combine_security
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import UsageError
 
-__all__ = ["DEFAULT_FAKE_TTL", "FakeResolver", "FrozenClock"]
+__all__ = ["DEFAULT_FAKE_TTL", "FakeResolver", "FakeSmtp", "FrozenClock"]
 
 DEFAULT_FAKE_TTL = 300
 """TTL of fake records, and of negative answers, when none is given."""
@@ -323,3 +323,5 @@ from mtasecure.transport._fakehttp import FakeHttpClient  # noqa: E402
 
 __all__ += ["FakeHttpClient"]
 __all__.sort()
+
+from mtasecure._fakesmtp import FakeSmtp  # noqa: E402 - the SMTP probe fake (issue 5)

@@ -40,6 +40,7 @@ def test_pinned_all() -> None:
         "DEFAULT_FAKE_TTL",
         "FakeHttpClient",
         "FakeResolver",
+        "FakeSmtp",
         "FrozenClock",
     ]
 

@@ -10,8 +10,17 @@ limits (timeouts, retries, in-flight bound) are named constants in
 
 from __future__ import annotations
 
+from mtasecure._smtpwire import (
+    EhloKeyword,
+    EhloResponse,
+    ProbeOutcome,
+    ProbeResult,
+    ProbeStage,
+    SmtpReply,
+    StepTiming,
+)
 from mtasecure.transport._clock import SystemClock
-from mtasecure.transport._protocols import Clock, HttpClient, PolicyCache, Resolver
+from mtasecure.transport._protocols import Clock, HttpClient, PolicyCache, Resolver, SmtpConnector
 from mtasecure.transport.memcache import MemoryPolicyCache
 from mtasecure.transport.resolver import (
     BulkResolver,
@@ -24,11 +33,19 @@ __all__ = [
     "BulkResolver",
     "Clock",
     "DnsResolver",
+    "EhloKeyword",
+    "EhloResponse",
     "HttpClient",
     "MemoryPolicyCache",
     "Nameserver",
     "PolicyCache",
+    "ProbeOutcome",
+    "ProbeResult",
+    "ProbeStage",
     "Resolver",
+    "SmtpConnector",
+    "SmtpReply",
+    "StepTiming",
     "SystemClock",
     "system_nameservers",
 ]

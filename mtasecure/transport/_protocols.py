@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from mtasecure._http import HttpResponse
+from mtasecure._smtpwire import ProbeResult
 from mtasecure.dnssec import DnsAnswer
 from mtasecure.sts._cache import CachedPolicy
 
-__all__ = ["Clock", "HttpClient", "PolicyCache", "Resolver"]
+__all__ = ["Clock", "HttpClient", "PolicyCache", "Resolver", "SmtpConnector"]
 
 
 @runtime_checkable
@@ -104,4 +105,22 @@ class PolicyCache(Protocol):
 
     async def aclose(self) -> None:
         """Release the store's resources; idempotent."""
+        ...
+
+
+@runtime_checkable
+class SmtpConnector(Protocol):
+    """Opens an SMTP session to one MX address and reports what it saw (RFC 3207).
+
+    The default is :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`;
+    tests use :class:`~mtasecure.testing.FakeSmtp`.
+    """
+
+    async def probe(self, host: str, address: str, *, port: int = 25) -> ProbeResult:
+        """Connect to ``address``, greet, EHLO, STARTTLS with SNI ``host``, EHLO, QUIT.
+
+        Whatever the server does is a :class:`~mtasecure.transport.ProbeResult`
+        (its ``outcome`` says what happened), never an exception. Raises
+        :class:`~mtasecure.errors.UsageError` only for bad arguments.
+        """
         ...
