@@ -325,3 +325,7 @@ __all__ += ["FakeHttpClient"]
 __all__.sort()
 
 from mtasecure._fakesmtp import FakeSmtp  # noqa: E402 - the SMTP probe fake (issue 5)
+from mtasecure._world import World  # noqa: E402 - the world file that drives every fake
+
+__all__ += ["World"]
+__all__.sort()

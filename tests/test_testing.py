@@ -42,6 +42,7 @@ def test_pinned_all() -> None:
         "FakeResolver",
         "FakeSmtp",
         "FrozenClock",
+        "World",
     ]
 
 
