@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mtasecure._mxcheck import MxAddressCheck, check_session, plan_address_dane
-from mtasecure._smtpwire import ProbeResult
+from mtasecure._smtpwire import ProbeOutcome, ProbeResult
 from mtasecure.certs import TrustStore
 from mtasecure.client import MtaSecure, StsLookup
 from mtasecure.dane import DanePolicy, DaneState, plan_dane
@@ -64,7 +64,8 @@ class AddressResult:
 
     Attributes:
         address: the IP address.
-        skipped: why no probe was made (a non-public address under the guard).
+        skipped: why no session was judged (a non-public address under the
+            guard, or the connection failed).
         check: the probe with its WebPKI and DANE verdicts.
         outcome: :func:`~mtasecure.decision.judge` for an ordinary message.
         outcome_requiretls: the same for a REQUIRETLS message.
@@ -372,6 +373,10 @@ async def _probe(
 ) -> AddressResult:
     host = requirement.host
     result = await client.smtp.probe(host, address, port=port)
+    if result.outcome is ProbeOutcome.CONNECT_FAILED:
+        # No session was had, so there is nothing to judge or report: the MX is
+        # unreachable at this address, which defers rather than fails (RFC 5321 §4.5.4.1).
+        return AddressResult(address=address, skipped=f"no connection: {result.detail}")
     policy = dane or DanePolicy(
         state=DaneState.NO_TLSA,
         base_domain=host,

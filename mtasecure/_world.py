@@ -52,7 +52,8 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -190,6 +191,17 @@ def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise UsageError(f"world: {where}: unknown key(s) {', '.join(extra)}")
 
 
+@contextmanager
+def _section(where: str) -> Iterator[None]:
+    # Whatever a section holds, what escapes is a UsageError naming the section.
+    try:
+        yield
+    except UsageError:
+        raise
+    except (ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"world: {where}: {exc}") from exc
+
+
 class World:
     """Fakes for every transport, built from one world description (module docstring).
 
@@ -222,16 +234,17 @@ class World:
         self.name = name
         self.clock: FrozenClock = FrozenClock(data.get("now", DEFAULT_WORLD_TIME))
         now = self.clock.now()
-        self.domains: dict[str, str] = {
-            normalize_host(domain): str(description)
-            for domain, description in _table(data.get("domains", {}), "[domains]").items()
-        }
+        self.domains: dict[str, str] = {}
+        for domain, description in _table(data.get("domains", {}), "[domains]").items():
+            with _section(f"[domains] {domain!r}"):
+                self.domains[normalize_host(domain)] = str(description)
         dns = _table(data.get("dns", {}), "[dns]")
         _unknown(dns, {"zone"}, "[dns]")
         self.resolver: FakeResolver = FakeResolver(zone=str(dns.get("zone", "")))
         self.http = FakeHttpClient()
         for domain, entry in _table(data.get("policy", {}), "[policy]").items():
-            self._add_policy(domain, _table(entry, f"[policy.{domain!r}]"))
+            with _section(f"[policy.{domain!r}]"):
+                self._add_policy(domain, _table(entry, f"[policy.{domain!r}]"))
         ca_key = _key("world ca")
         self.ca = _mint(
             "mtasecure world CA",
@@ -245,7 +258,8 @@ class World:
         self.smtp = FakeSmtp()
         self.certificates: dict[str, x509.Certificate] = {}
         for host, entry in _table(data.get("smtp", {}), "[smtp]").items():
-            self._add_smtp(host, _table(entry, f"[smtp.{host!r}]"), (self.ca.subject, ca_key))
+            with _section(f"[smtp.{host!r}]"):
+                self._add_smtp(host, _table(entry, f"[smtp.{host!r}]"), (self.ca.subject, ca_key))
 
     @classmethod
     def from_text(cls, text: str, *, name: str = "<world>") -> World:
