@@ -423,9 +423,12 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
 
     try:
         explanation = asyncio.run(run())
-    except MtaSecureError as exc:
+    except (UsageError, ParseError) as exc:
         sys.stderr.write(f"mtasecure check: {exc}\n")
         return EXIT_USAGE
+    except MtaSecureError as exc:  # I/O that did not complete and was not a DNS answer
+        sys.stderr.write(f"mtasecure check: {exc}\n")
+        return EXIT_INVALID
     if args.json:
         json.dump(_explanation_json(explanation), out, indent=2)
         out.write("\n")
@@ -465,7 +468,10 @@ def _write_sts(exp: DomainExplanation, w: Callable[[str], object]) -> None:
     if exp.sts.excluded:
         w("MTA-STS  skipped: the domain is on the exclusion list\n")
         return
-    if exp.sts_record is not None:
+    if exp.sts_txt is None or exp.sts_txt.failed:
+        why = exp.sts_txt.why if exp.sts_txt is not None else ""
+        w(f"MTA-STS  record {name}: lookup failed{': ' + why if why else ''}\n")
+    elif exp.sts_record is not None:
         security = f" (DNSSEC {exp.sts_txt.security.value})" if exp.sts_txt else ""
         w(f"MTA-STS  record {name}: id {exp.sts_record.id}{security}\n")
     else:

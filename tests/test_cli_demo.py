@@ -256,3 +256,10 @@ def test_wheel_ships_the_world_and_runs_the_demo(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "--- norequiretls.example" in done.stdout
     assert "Status: 5.7.30" in done.stdout
+
+
+def test_check_bad_domain_is_a_usage_error(
+    offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "bad..name", "--resolver", "127.0.0.1"]) == 2
+    assert "empty label" in capsys.readouterr().err

@@ -197,3 +197,12 @@ def test_non_public_addresses_are_refused_by_default(
     (probe,) = report["hosts"][0]["probes"]
     assert probe["outcome"] is None
     assert "not a public address" in probe["skipped"]
+
+
+def test_unreachable_resolver_is_not_protected(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.integration.servers import free_port
+
+    status, out = run(capsys, ["check", "example.com", "--resolver", f"127.0.0.1:{free_port()}"])
+    assert status == 1
+    assert "MX       lookup failed, DNSSEC indeterminate" in out
+    assert "MTA-STS  record _mta-sts.example.com: lookup failed" in out
