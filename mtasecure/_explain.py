@@ -20,7 +20,7 @@ from mtasecure._mxcheck import MxAddressCheck, check_session, plan_address_dane
 from mtasecure._smtpwire import ProbeOutcome, ProbeResult
 from mtasecure.certs import TrustStore
 from mtasecure.client import MtaSecure, StsLookup
-from mtasecure.dane import DanePolicy, DaneState, plan_dane
+from mtasecure.dane import DanePolicy, DaneState
 from mtasecure.decision import (
     Conclusion,
     DeliveryPlan,
@@ -266,8 +266,9 @@ async def explain_domain(
         if secure:
             dane = plan_address_dane(host.host, (a, aaaa), port=port)
             if dane is None:
-                tlsa = await client.resolver.resolve(f"_{port}._tcp.{host.host}", "TLSA")
-                dane = plan_dane(tlsa, True, next_hop=name)
+                # The facade's own walk over the TLSA base domains (RFC 7672 §2.2.3:
+                # a secure alias's expansion first), so check and check_mx agree.
+                dane = await client._plan_tlsa(host.host, (a, aaaa), True, name, port)
             candidate = MxCandidate.from_dane(
                 host.host, host.preference, dane, implicit=mx_set.implicit
             )
@@ -372,7 +373,9 @@ async def _probe(
     trust: TrustStore | None,
 ) -> AddressResult:
     host = requirement.host
-    result = await client.smtp.probe(host, address, port=port)
+    # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1), as check_mx sends it.
+    sni = dane.base_domain if dane is not None and dane.requires_tls else host
+    result = await client.smtp.probe(sni, address, port=port)
     if result.outcome is ProbeOutcome.CONNECT_FAILED:
         # No session was had, so there is nothing to judge or report: the MX is
         # unreachable at this address, which defers rather than fails (RFC 5321 §4.5.4.1).
@@ -385,10 +388,10 @@ async def _probe(
         detail="the MX set is not DNSSEC-secure: DANE is not used (RFC 7672 §2.2.1)",
     )
     anchors = trust if trust is not None else load_system_trust_store()
-    check = check_session(result, policy, now=client.clock.now(), trust=anchors)
+    check = check_session(result, policy, host=host, now=client.clock.now(), trust=anchors)
     observation = SessionObservation.from_probe(
         result, webpki=check.webpki, dane=check.dane if policy.applies else None
-    )
+    ).model_copy(update={"host": host})  # the session was to this MX, whatever the SNI
     return AddressResult(
         address=address,
         check=check,

@@ -140,10 +140,19 @@ def check_session(
     probe: ProbeResult,
     dane_policy: DanePolicy,
     *,
+    host: str | None = None,
     now: datetime,
     trust: TrustStore,
 ) -> MxAddressCheck:
     """Judge one probe with the WebPKI and DANE checks (RFC 8461 §4.2, RFC 7672 §3).
+
+    Args:
+        probe: what the session showed.
+        dane_policy: what DANE requires of the MX.
+        host: the MX host name the WebPKI check matches (RFC 8461 §4.2);
+            defaults to the name the probe was for.
+        now: the time of the check.
+        trust: the WebPKI trust anchors.
 
     A chain that cannot be read is a ``validation-failure`` for both checks,
     not an exception.
@@ -166,6 +175,6 @@ def check_session(
     return MxAddressCheck(
         address=probe.address,
         probe=probe,
-        webpki=check_certificate(chain, probe.host, now=now, trust=trust),
+        webpki=check_certificate(chain, host or probe.host, now=now, trust=trust),
         dane=check_dane(dane_policy, chain, now=now),
     )

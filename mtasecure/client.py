@@ -37,13 +37,13 @@ from mtasecure._mxcheck import (
 )
 from mtasecure._names import normalize_host
 from mtasecure.certs import TrustStore
-from mtasecure.dane import plan_dane
+from mtasecure.dane import DanePolicy, DaneState, plan_dane
 from mtasecure.decision import DeliveryPlan, MxCandidate, StsState, TlsaState, plan
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import DnsError, HttpError, StoreError, TransportError, UsageError
 from mtasecure.mx import MxSet, parse_mx
 from mtasecure.requiretls import MessageFlags
-from mtasecure.results import CheckResult
+from mtasecure.results import CheckResult, FailureReason
 from mtasecure.sts import (
     MAX_POLICY_BYTES,
     CachedPolicy,
@@ -327,8 +327,11 @@ class MtaSecure:
     ) -> MxCheck:
         """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4).
 
-        Steps: the domain's MX answer (its DNSSEC status, and whether ``mx`` is
-        in it, decide the DANE-TA reference names, RFC 7672 §3.2.2); the A and
+        Steps: the domain's MX answer (a bogus or failed one means the MX must
+        not be used, an insecure one that lists ``mx`` means DANE does not
+        apply, RFC 7672 §2.2.1; a secure one that lists it adds the domain to
+        the DANE-TA reference names, §3.2.2; an ``mx`` not listed is checked
+        as a configured relay, §2.2.2); the A and
         AAAA records of ``mx``; the TLSA records at ``_<port>._tcp.<mx>`` when
         the address records are secure (RFC 7672 §2.2.2); then a STARTTLS
         probe of every address, each judged by the WebPKI and DANE checks.
@@ -353,11 +356,13 @@ class MtaSecure:
             self.resolver.resolve(host, "A"),
             self.resolver.resolve(host, "AAAA"),
         )
-        mx_secure = mx_set.security is Security.SECURE and any(h.host == host for h in mx_set.hosts)
-        policy = plan_address_dane(host, (a, aaaa), port=port)
+        listed = any(h.host == host for h in mx_set.hosts)
+        policy = _plan_mx_set_dane(mx_set, host, listed, port) or plan_address_dane(
+            host, (a, aaaa), port=port
+        )
         if policy is None:
-            tlsa = await self.resolver.resolve(f"_{port}._tcp.{host}", "TLSA")
-            policy = plan_dane(tlsa, mx_secure, next_hop=name)
+            mx_secure = listed and mx_set.security is Security.SECURE
+            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
         addresses = (*a.records, *aaaa.records)
         common: dict[str, Any] = {
             "domain": name,
@@ -372,13 +377,41 @@ class MtaSecure:
             return MxCheck(detail=policy.detail, **common)
         if not addresses:
             return MxCheck(detail=f"{host} has no address record", **common)
+        # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1); it differs
+        # from the MX name only when a secure CNAME was followed (§2.2.3).
+        sni = policy.base_domain if policy.requires_tls else host
         probes = await asyncio.gather(
-            *(self.smtp.probe(host, address, port=port) for address in addresses)
+            *(self.smtp.probe(sni, address, port=port) for address in addresses)
         )
         now = self.clock.now()
         anchors = trust if trust is not None else self._system_trust()
-        checks = tuple(check_session(p, policy, now=now, trust=anchors) for p in probes)
+        checks = tuple(check_session(p, policy, host=host, now=now, trust=anchors) for p in probes)
         return MxCheck(checks=checks, **common)
+
+    async def _plan_tlsa(
+        self,
+        host: str,
+        addresses: tuple[DnsAnswer, ...],
+        mx_secure: bool,
+        next_hop: str,
+        port: int,
+    ) -> DanePolicy:
+        """Try the candidate TLSA base domains in order (RFC 7672 §2.2.3).
+
+        When the host is an alias with a secure expansion, the expanded name
+        comes first, then the host name; the first to give a secure TLSA
+        RRset (usable or not), or a failed lookup, decides.
+        """
+        expanded = {a.final_name for a in addresses if a.records}
+        candidates = [*sorted(expanded - {host}), host] if len(expanded) == 1 else [host]
+        policy: DanePolicy | None = None
+        for base in candidates:
+            tlsa = await self.resolver.resolve(f"_{port}._tcp.{base}", "TLSA")
+            policy = plan_dane(tlsa, mx_secure, next_hop=next_hop)
+            if policy.state not in (DaneState.NO_TLSA, DaneState.INSECURE):
+                return policy
+        assert policy is not None  # candidates always holds the host itself
+        return policy
 
     def _system_trust(self) -> TrustStore:
         if self._trust is None:
@@ -646,3 +679,25 @@ def _bounded_set(table: dict[str, Any], key: str, value: Any) -> None:
         for old in list(table)[: MAX_TRACKED_DOMAINS // 10]:
             del table[old]
     table[key] = value
+
+
+def _plan_mx_set_dane(mx_set: MxSet, host: str, listed: bool, port: int) -> DanePolicy | None:
+    """What the domain's MX answer alone says about DANE for ``host`` (RFC 7672 §2.2.1)."""
+    common: dict[str, Any] = {"base_domain": host, "port": port, "reference_names": (host,)}
+    if mx_set.failed or mx_set.security in (Security.BOGUS, Security.INDETERMINATE):
+        return DanePolicy(
+            state=DaneState.FAILED,
+            reason=FailureReason.DNSSEC_INVALID,
+            detail=f"MX lookup for {mx_set.domain} is {mx_set.security}"
+            f"{': ' + mx_set.why if mx_set.why else ''}; the MX must not be used "
+            "(RFC 7672 §2.2.1)",
+            **common,
+        )
+    if listed and mx_set.security is Security.INSECURE:
+        return DanePolicy(
+            state=DaneState.INSECURE,
+            detail=f"the MX RRset of {mx_set.domain} is insecure: DANE does not apply "
+            "(RFC 7672 §2.2.1)",
+            **common,
+        )
+    return None

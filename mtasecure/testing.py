@@ -6,6 +6,9 @@
   you annotate.
 * :class:`FrozenClock` — a :class:`~mtasecure.transport.Clock` that only moves
   when told to.
+* :class:`FakeSmtp` — an :class:`~mtasecure.transport.SmtpConnector` that
+  answers probes from a script per ``(host, port)`` (defined in
+  ``mtasecure._fakesmtp``).
 
 The zone text format, one entry per line (``;`` starts a comment outside
 quotes)::

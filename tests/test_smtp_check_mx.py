@@ -178,3 +178,101 @@ def test_client_exports_the_check_types() -> None:
         "StsLookup",
         "StsSettings",
     ]
+
+
+def _zone_with_mx(mx_security: str, *tlsa: str) -> str:
+    return "\n".join(
+        [
+            f"$SECURITY {mx_security}",
+            f"example.com. MX 10 {MX}.",
+            "$SECURITY secure",
+            f"{MX}. A 192.0.2.25",
+            *tlsa,
+        ]
+    )
+
+
+async def test_an_insecure_mx_set_means_no_dane(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script(MX, chain=chain)
+    zone = _zone_with_mx("insecure", _tlsa(chain[0]))
+    result, resolver = await _check(zone, smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.INSECURE
+    assert "§2.2.1" in result.dane_policy.detail
+    assert all(rdtype != "TLSA" for _, rdtype in resolver.queries)
+    assert result.checks[0].dane.ok
+
+
+async def test_a_bogus_mx_set_means_no_probe(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    result, _ = await _check(_zone_with_mx("bogus", _tlsa(chain[0])), smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.FAILED
+    assert result.dane_policy.reason is FailureReason.DNSSEC_INVALID
+    assert smtp.calls == []
+
+
+async def test_an_unlisted_host_is_checked_as_a_relay(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script(MX, chain=chain)
+    zone = "\n".join(
+        [
+            "$SECURITY insecure",
+            "example.com. MX 10 other-mx.example.net.",
+            "$SECURITY secure",
+            f"{MX}. A 192.0.2.25",
+            _tlsa(chain[0]),
+        ]
+    )
+    result, _ = await _check(zone, smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.USABLE
+    assert result.dane_policy.reference_names == (MX,)
+    assert result.checks[0].dane.ok
+
+
+def _alias_zone(*tlsa: str) -> str:
+    return "\n".join(
+        [
+            "$SECURITY secure",
+            f"example.com. MX 10 {MX}.",
+            f"{MX}. CNAME real.example.net.",
+            "real.example.net. A 192.0.2.25",
+            *tlsa,
+        ]
+    )
+
+
+async def test_a_secure_alias_tries_the_expanded_tlsa_base_first(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script("real.example.net", chain=chain)
+    leaf = _tlsa(chain[0]).split(" TLSA ")[1]
+    zone = _alias_zone(f"_25._tcp.real.example.net. TLSA {leaf}")
+    result, resolver = await _check(zone, smtp, pki["trust"])  # type: ignore[arg-type]
+    # RFC 7672 §2.2.3: the expanded name is the TLSA base domain, and the SNI (§8.1).
+    assert result.dane_policy.base_domain == "real.example.net"
+    assert smtp.calls == [("real.example.net", "192.0.2.25", 25)]
+    check = result.checks[0]
+    assert check.dane.ok, check.dane.detail
+    # WebPKI still checks the MX host name (RFC 8461 §4.2).
+    assert check.webpki is not None
+    assert check.webpki.ok, check.webpki.detail
+    assert ("_25._tcp.real.example.net", "TLSA") in resolver.queries
+
+
+async def test_a_secure_alias_falls_back_to_the_original_name(pki: dict[str, object]) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script(MX, chain=chain)
+    result, resolver = await _check(_alias_zone(_tlsa(chain[0])), smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.base_domain == MX
+    tlsa_queries = [name for name, rdtype in resolver.queries if rdtype == "TLSA"]
+    assert tlsa_queries == ["_25._tcp.real.example.net", f"_25._tcp.{MX}"]
+    assert result.checks[0].dane.ok

@@ -620,3 +620,46 @@ def test_fuzz_whatever_the_server_sends_the_probe_returns_a_result(
         assert (result.detail != "") is (result.outcome is not ProbeOutcome.OK)
 
     asyncio.run(main())
+
+
+async def test_a_full_accept_queue_times_out_at_connect() -> None:
+    # A listener that never accepts, its queue filled: SYNs go unanswered.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):
+                filler = socket.socket()
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+                fillers.append(filler)
+            result = await AsyncioSmtpConnector(connect_timeout=0.3).probe(
+                HOST, "127.0.0.1", port=port
+            )
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert (result.outcome, result.stage) == (ProbeOutcome.TIMEOUT, ProbeStage.CONNECT)
+    assert "0.3s" in result.detail
+
+
+async def test_an_unanswered_quit_is_bounded_by_the_quit_timeout() -> None:
+    log: list[str] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await say(writer, "220 mx")
+        await hear(reader)
+        await say(writer, "250-mx", "250 PIPELINING")
+        log.append(await hear(reader))
+        await asyncio.sleep(30)  # never answers QUIT
+
+    async with serve(handler) as port:
+        connector = AsyncioSmtpConnector(command_timeout=30, quit_timeout=0.2)
+        result = await asyncio.wait_for(connector.probe(HOST, "127.0.0.1", port=port), 10)
+    assert (result.outcome, result.stage) == (ProbeOutcome.STARTTLS_NOT_OFFERED, ProbeStage.EHLO)
+    assert log == ["QUIT"]
+    # The QUIT step did not finish, so it has no timing.
+    assert result.seconds(ProbeStage.QUIT) is None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,10 +70,17 @@ class Case:
     authenticated: bool
     sans: tuple[str, ...] | None = None
     expired: bool = False
+    alias: bool = False
 
     @property
     def host(self) -> str:
+        """The name probed (an alias of :attr:`base` when ``alias``)."""
         return f"mx-{self.name}.{ZONE}"
+
+    @property
+    def base(self) -> str:
+        """Where the address and TLSA records are: the alias's target, or the host."""
+        return f"real-{self.name}.{ZONE}" if self.alias else self.host
 
 
 CASES = [
@@ -106,6 +112,10 @@ CASES = [
         lambda p, leaf: [_tlsa(p.other.cert, 3, 1, 1), _tlsa(leaf.cert, 3, 1, 1)],
         True,
     ),
+    # A secure alias: the expanded name is the TLSA base domain and the
+    # DANE-TA reference identifier (RFC 7672 §2.2.3, §3.2.2).
+    Case("alias-ta", lambda p, leaf: [_tlsa(p.inter.cert, 2, 0, 1)], True, alias=True),
+    Case("alias-ee", lambda p, leaf: [_tlsa(leaf.cert, 3, 1, 1)], True, alias=True),
     # Only PKIX usages (unusable for SMTP, RFC 7672 §3.1.3): encrypt, don't authenticate.
     Case("unusable", lambda p, leaf: [_tlsa(leaf.cert, 1, 1, 1)], False),
 ]
@@ -133,7 +143,7 @@ def _chain_pem(leaf: Issued, inter: Issued) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_binary("posttls-finger")
     require_mount_namespace()
     unbound = require_binary("unbound")
@@ -150,24 +160,26 @@ def world() -> Iterator[World]:
         for case in CASES:
             dates = (NOW - 30 * DAY, NOW - DAY) if case.expired else (NOW - DAY, NOW + 30 * DAY)
             leaf = mint(
-                case.host,
+                case.base,
                 inter,
-                sans=case.sans or (case.host,),
+                sans=case.sans or (case.base,),
                 not_before=dates[0],
                 not_after=dates[1],
                 key_role=f"crosscheck {case.name}",
             )
             instance = postfix.start(
-                case.name, hostname=case.host, chain_pem=_chain_pem(leaf, inter), wait=False
+                case.name, hostname=case.base, chain_pem=_chain_pem(leaf, inter), wait=False
             )
             instances[case.name] = instance
-            records.append(f"{case.host}. A 127.0.0.1")
+            if case.alias:
+                records.append(f"{case.host}. CNAME {case.base}.")
+            records.append(f"{case.base}. A 127.0.0.1")
             records += [
-                f"_{instance.port}._tcp.{case.host}. TLSA {r}" for r in case.records(pki, leaf)
+                f"_{instance.port}._tcp.{case.base}. TLSA {r}" for r in case.records(pki, leaf)
             ]
         for instance in instances.values():
             postfix.wait(instance)
-        directory = Path(tempfile.mkdtemp(prefix="mtasecure-dane-"))
+        directory = tmp_path_factory.mktemp("dane-dns")
         with run_dnsworld(directory, extra_records={ZONE: records}, with_unbound=False) as dns:
             zones = [z.name for z in dns.zones] + ["example", "."]
             # The tree's own Unbound listens on a free port; Postfix needs port 53.
@@ -210,6 +222,7 @@ async def test_dane_verdict_equals_posttls_finger(world: World, case: Case) -> N
 
     assert ours == theirs, f"mtasecure: {check.dane}\nposttls-finger:\n{output[-3000:]}"
     assert ours == case.authenticated, check.dane.detail
+    assert result.dane_policy.base_domain == case.base
     if case.name == "unusable":
         # Unusable records still make TLS mandatory, and TLS happened.
         assert result.dane_policy.state is DaneState.UNUSABLE
