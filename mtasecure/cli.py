@@ -378,23 +378,19 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
     from mtasecure.certs import TrustStore  # noqa: PLC0415
     from mtasecure.client import MtaSecure, StsSettings  # noqa: PLC0415
     from mtasecure.errors import MtaSecureError, UsageError  # noqa: PLC0415
-    from mtasecure.transport import DnsResolver, Nameserver  # noqa: PLC0415
+    from mtasecure.transport import DnsResolver, Nameserver, system_nameservers  # noqa: PLC0415
     from mtasecure.transport.http import HttpsClient  # noqa: PLC0415
     from mtasecure.transport.smtp import AsyncioSmtpConnector  # noqa: PLC0415
     from mtasecure.transport.trust import load_system_trust_store  # noqa: PLC0415
 
     async def run() -> DomainExplanation:
-        nameservers = None
-        if args.resolver:
-            nameservers = [
-                Nameserver.parse(r, trusted=True if args.trust_resolver else None)
-                for r in args.resolver
-            ]
+        nameservers = (
+            [Nameserver.parse(r) for r in args.resolver] if args.resolver else system_nameservers()
+        )
+        if args.trust_resolver:
+            # The operator vouches for the path to the validator (RFC 4035 §4.9.3).
+            nameservers = [ns.model_copy(update={"trusted": True}) for ns in nameservers]
         resolver = DnsResolver(nameservers)
-        if args.trust_resolver and not args.resolver:
-            resolver = DnsResolver(
-                [ns.model_copy(update={"trusted": True}) for ns in resolver.nameservers]
-            )
         if args.ca_file:
             try:
                 with open(args.ca_file, "rb") as handle:
