@@ -263,3 +263,37 @@ def test_check_bad_domain_is_a_usage_error(
 ) -> None:
     assert main(["check", "bad..name", "--resolver", "127.0.0.1"]) == 2
     assert "empty label" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--resolver", "192.0.2.53"], [("192.0.2.53", 53, False)]),
+        (["--resolver", "192.0.2.53", "--trust-resolver"], [("192.0.2.53", 53, True)]),
+        (["--resolver", "127.0.0.1:5353"], [("127.0.0.1", 5353, True)]),
+        (
+            ["--resolver", "[::1]:53", "--resolver", "198.51.100.1"],
+            [("::1", 53, True), ("198.51.100.1", 53, False)],
+        ),
+    ],
+)
+def test_check_resolver_options(
+    offline: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    expected: list[tuple[str, int, bool]],
+) -> None:
+    import mtasecure.transport
+    from mtasecure.errors import UsageError
+
+    seen: list[tuple[str, int, bool]] = []
+
+    def capture(nameservers: list[mtasecure.transport.Nameserver]) -> None:
+        seen.extend((ns.address, ns.port, ns.trusted) for ns in nameservers)
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(mtasecure.transport, "DnsResolver", capture)
+    assert main(["check", "example.com", *args]) == 2
+    assert seen == expected
+    assert "stop here" in capsys.readouterr().err
