@@ -363,9 +363,15 @@ class World:
         cert = self._certificate(name, kind, issuer, now)
         self.certificates[name] = cert
         starttls = entry.get("starttls", True)
+        keywords = entry.get("keywords", [])
+        tlsa = entry.get("tlsa", [])
+        if not isinstance(starttls, bool) or not isinstance(port, int):
+            raise UsageError(f"world: {where}: starttls is true or false and port a number")
+        if not isinstance(keywords, list) or not isinstance(tlsa, list):
+            raise UsageError(f"world: {where}: keywords and tlsa are lists of strings")
         if not starttls and outcome is ProbeOutcome.OK:
             outcome = ProbeOutcome.STARTTLS_NOT_OFFERED
-        extra = [str(k) for k in entry.get("keywords", [])]
+        extra = [str(k) for k in keywords]
         try:
             self.smtp.script(
                 name,
@@ -377,7 +383,7 @@ class World:
             )
         except UsageError as exc:
             raise UsageError(f"world: {where}: {exc}") from exc
-        for spec in entry.get("tlsa", []):
+        for spec in tlsa:
             try:
                 usage, selector, matching = (int(f) for f in str(spec).split())
             except ValueError as exc:

@@ -244,6 +244,9 @@ def test_client_overrides(world: World) -> None:
         ("[smtp.'mx.example']\noutcome = 'timeout'", "can happen at any stage"),
         ("[smtp.'not a host']", "[smtp.'not a host']"),
         ("domains = 3", "[domains] must be a table"),
+        ("[smtp.'mx.example']\nstarttls = 'no'", "starttls is true or false"),
+        ("[smtp.'mx.example']\nport = '25'", "port a number"),
+        ("[smtp.'mx.example']\nkeywords = 'REQUIRETLS'", "keywords and tlsa are lists"),
         ("now = 'yesterday'", "not an ISO 8601 time"),
     ],
 )
