@@ -62,6 +62,9 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 
+CHECK_FETCH_TIMEOUT = 30.0
+"""Default seconds ``mtasecure check`` allows one MTA-STS policy fetch (``--timeout``)."""
+
 
 @dataclass(frozen=True)
 class DemoDomain:
@@ -178,10 +181,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--timeout",
-        type=float,
-        default=30.0,
+        type=_seconds,
+        default=CHECK_FETCH_TIMEOUT,
         metavar="SECONDS",
-        help="time limit of the policy fetch (default 30)",
+        help=f"time limit of the policy fetch (default {CHECK_FETCH_TIMEOUT:g})",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of text")
     sts = commands.add_parser("sts", help="MTA-STS tools for local files (no network)")
@@ -211,6 +214,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"{value} is not 1-65535")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value:g} is not a positive number of seconds")
     return value
 
 
@@ -399,8 +412,8 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
                 raise UsageError(f"cannot read {args.ca_file}: {exc.strerror or exc}") from exc
         else:
             trust = load_system_trust_store()
-        http = HttpsClient(resolver=resolver, trust=trust, public_only=not args.allow_private)
         settings = StsSettings(policy_port=args.policy_port, fetch_timeout=args.timeout)
+        http = HttpsClient(resolver=resolver, trust=trust, public_only=not args.allow_private)
         async with (
             resolver,
             http,

@@ -204,6 +204,11 @@ def test_check_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
         main(["check", "example.com", "--port", "0"])
     assert port.value.code == 2
     assert "0 is not 1-65535" in capsys.readouterr().err
+    for bad in ("-1", "0", "nan", "soon"):
+        with pytest.raises(SystemExit) as timeout:
+            main(["check", "example.com", "--timeout", bad])
+        assert timeout.value.code == 2
+    assert "positive number of seconds" in capsys.readouterr().err
 
 
 def test_check_bad_ca_file_is_a_usage_error(
@@ -297,3 +302,23 @@ def test_check_resolver_options(
     assert main(["check", "example.com", *args]) == 2
     assert seen == expected
     assert "stop here" in capsys.readouterr().err
+
+
+def test_check_fetch_timeout_default_is_the_named_constant(
+    offline: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mtasecure.client
+    from mtasecure.cli import CHECK_FETCH_TIMEOUT
+    from mtasecure.errors import UsageError
+
+    seen: list[float] = []
+
+    def capture(**kwargs: float) -> None:
+        seen.append(kwargs["fetch_timeout"])
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(mtasecure.client, "StsSettings", capture)
+    assert main(["check", "example.com", "--resolver", "127.0.0.1"]) == 2
+    assert main(["check", "example.com", "--resolver", "127.0.0.1", "--timeout", "2.5"]) == 2
+    assert seen == [CHECK_FETCH_TIMEOUT, 2.5]
+    assert CHECK_FETCH_TIMEOUT == 30.0
