@@ -1,18 +1,33 @@
 """The async facade: one object that holds the transports and asks the core.
 
 ``MtaSecure(resolver=None, http=None, smtp=None, cache=None, store=None,
-clock=None)``: each ``None`` builds the default. So far the resolver, the
-SMTP connector (:meth:`MtaSecure.check_mx`) and the clock are used; the HTTP
-client, policy cache and report store are accepted and kept for the features
-that need them.
+clock=None, sts=None)``: each ``None`` builds the default. The resolver, the
+clock, the HTTP client and the policy cache are used (MTA-STS discovery:
+:meth:`MtaSecure.sts_policy`, :meth:`MtaSecure.sts_lookup`,
+:meth:`MtaSecure.sts_decision`), and the SMTP connector
+(:meth:`MtaSecure.check_mx`); the report store is accepted and kept for the
+features that need it.
+
+MTA-STS discovery (RFC 8461 §3–§5) is planned by the core
+(:func:`mtasecure.sts.plan_refresh`, :func:`mtasecure.sts.plan_after_fetch`,
+:func:`mtasecure.sts.check_response`, :func:`mtasecure.sts.plan_proactive`);
+this module only performs the lookups, fetches and stores the plans name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from mtasecure._http import HttpResponse
 from mtasecure._mxcheck import (
     MxAddressCheck,
     MxCheck,
@@ -25,15 +40,130 @@ from mtasecure.certs import TrustStore
 from mtasecure.dane import DanePolicy, DaneState, plan_dane
 from mtasecure.decision import DeliveryPlan, MxCandidate, StsState, TlsaState, plan
 from mtasecure.dnssec import DnsAnswer, Security
+from mtasecure.errors import DnsError, HttpError, StoreError, TransportError, UsageError
 from mtasecure.mx import MxSet, parse_mx
 from mtasecure.requiretls import MessageFlags
-from mtasecure.results import FailureReason
-from mtasecure.sts import StsPolicy
-from mtasecure.transport import Clock, DnsResolver, Resolver, SmtpConnector, SystemClock
+from mtasecure.results import CheckResult, FailureReason
+from mtasecure.sts import (
+    MAX_POLICY_BYTES,
+    CachedPolicy,
+    FetchFailure,
+    PolicyMode,
+    StepAction,
+    StsDecision,
+    StsExclusions,
+    StsPolicy,
+    TxtOutcome,
+    TxtState,
+    apply_policy,
+    check_response,
+    check_transport_failure,
+    plan_after_fetch,
+    plan_proactive,
+    plan_refresh,
+    policy_url,
+    record_name,
+    select_record,
+    txt_expiry,
+)
+from mtasecure.sts._cache import (
+    DEFAULT_IDLE_AFTER,
+    DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_REFRESH_JITTER,
+    FETCH_RETRY_DELAY,
+    MAX_REFRESH_BATCH,
+)
+from mtasecure.sts._match import cached_host
+from mtasecure.transport import (
+    Clock,
+    DnsResolver,
+    HttpClient,
+    MemoryPolicyCache,
+    PolicyCache,
+    Resolver,
+    SmtpConnector,
+    SystemClock,
+)
 from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
 from mtasecure.transport.trust import load_system_trust_store
 
-__all__ = ["MtaSecure", "MxAddressCheck", "MxCheck"]
+__all__ = [
+    "DEFAULT_POLICY_PORT",
+    "MAX_TRACKED_DOMAINS",
+    "MtaSecure",
+    "MxAddressCheck",
+    "MxCheck",
+    "StsLookup",
+    "StsSettings",
+]
+
+DEFAULT_POLICY_PORT = 443
+"""The port policies are fetched from (RFC 8461 §3.3: HTTPS, so 443)."""
+MAX_TRACKED_DOMAINS = 200_000
+"""Most domains whose TXT answer, last use and last fetch failure are remembered in memory."""
+
+_log = logging.getLogger("mtasecure.sts")
+
+
+class StsSettings(BaseModel):
+    """How :class:`MtaSecure` discovers, caches and refreshes MTA-STS policies.
+
+    Attributes:
+        policy_port: the HTTPS port policies are fetched from. Always 443 on
+            the Internet (RFC 8461 §3.3); other values are for tests and
+            private deployments.
+        fetch_timeout: seconds one policy fetch may take in all (RFC 8461
+            §3.3 suggests a minute).
+        max_policy_bytes: the body size cap (RFC 8461 §3.3 suggests 64 KiB).
+        refresh_interval: fetch a cached policy again after this long, even
+            when its id is unchanged (RFC 8461 §3.3 suggests daily).
+        idle_after: proactive refresh skips domains unused for this long.
+        refresh_jitter: fraction of the interval refreshes are spread over.
+        refresh_concurrency: most fetches one proactive round runs at once.
+        refresh_every: seconds between proactive rounds (randomised ±10 %).
+        exclude: domains (``example.com``) and suffixes (``*.example.com``)
+            for which MTA-STS is skipped entirely.
+        public_only: when the default HTTP client is built, make it refuse
+            policy hosts at non-public addresses (loopback, private,
+            link-local...). Off by default so tests can use loopback; turn it
+            on for real traffic (the CLI's network commands do).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    policy_port: int = Field(default=DEFAULT_POLICY_PORT, ge=1, le=65535)
+    fetch_timeout: float = Field(default=60.0, gt=0)
+    max_policy_bytes: int = Field(default=MAX_POLICY_BYTES, ge=1, le=MAX_POLICY_BYTES)
+    refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL
+    idle_after: timedelta = DEFAULT_IDLE_AFTER
+    refresh_jitter: float = Field(default=DEFAULT_REFRESH_JITTER, ge=0, le=1)
+    refresh_concurrency: int = Field(default=8, ge=1, le=1024)
+    refresh_every: float = Field(default=60.0, gt=0)
+    exclude: tuple[str, ...] = ()
+    public_only: bool = False
+
+
+class StsLookup(BaseModel):
+    """The MTA-STS state of one domain, as :meth:`MtaSecure.sts_lookup` found it.
+
+    Attributes:
+        domain: the Policy Domain, normalised.
+        policy: the policy to apply (fresh or cached), or ``None``.
+        entry: the cache entry the policy came from.
+        result: a discovery failure to report this time (RFC 8460 §4.3.2.2:
+            ``sts-policy-fetch-error``, ``sts-policy-invalid``,
+            ``sts-webpki-invalid``), whether or not a cached policy applies;
+            passed otherwise.
+        excluded: the domain is on the exclusion list; nothing was looked up.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    domain: str
+    policy: StsPolicy | None = None
+    entry: CachedPolicy | None = None
+    result: CheckResult = CheckResult.passed()
+    excluded: bool = False
 
 
 class MtaSecure:
@@ -46,35 +176,51 @@ class MtaSecure:
         http: an :class:`~mtasecure.transport.HttpClient` (kept for MTA-STS).
         smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
             an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
-        cache: a policy cache (kept for MTA-STS).
+        cache: a :class:`~mtasecure.transport.PolicyCache`; ``None`` keeps
+            policies in memory only. A persistent cache gets an in-memory
+            front (reads go to it only on a miss; writes go to both).
         store: a report store (kept for TLS-RPT).
         clock: a :class:`~mtasecure.transport.Clock`; ``None`` reads the system time.
+        sts: :class:`StsSettings`; ``None`` takes the defaults.
 
     Use as an async context manager: on exit it closes what it built itself,
-    never what it was given.
+    never what it was given, and stops the proactive refresh.
     """
 
     def __init__(
         self,
         *,
         resolver: Resolver | None = None,
-        http: Any = None,
+        http: HttpClient | None = None,
         smtp: SmtpConnector | None = None,
-        cache: Any = None,
+        cache: PolicyCache | None = None,
         store: Any = None,
         clock: Clock | None = None,
+        sts: StsSettings | None = None,
     ) -> None:
         self._owned: list[Any] = []
         if resolver is None:
             resolver = DnsResolver()
             self._owned.append(resolver)
         self.resolver: Resolver = resolver
-        self.http = http
+        self._http = http
         self.smtp: SmtpConnector = smtp if smtp is not None else AsyncioSmtpConnector()
         self._trust: TrustStore | None = None
         self.cache = cache
         self.store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.sts_settings = sts if sts is not None else StsSettings()
+        self._exclusions = StsExclusions(self.sts_settings.exclude)
+        if isinstance(cache, MemoryPolicyCache):
+            self._front, self._back = cache, None
+        else:
+            self._front, self._back = MemoryPolicyCache(), cache
+        self._answers: dict[str, tuple[datetime, StsLookup]] = {}
+        self._txt: dict[str, TxtOutcome] = {}
+        self._failures: dict[str, FetchFailure] = {}
+        self._used: dict[str, datetime] = {}
+        self._inflight: dict[str, asyncio.Task[StsLookup]] = {}
+        self._refresher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -88,7 +234,10 @@ class MtaSecure:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the transports this object built (not those it was given)."""
+        """Stop the proactive refresh; close the transports this object built (not those it was given)."""
+        await self.stop_sts_refresh()
+        for task in list(self._inflight.values()):
+            task.cancel()
         owned, self._owned = self._owned, []
         for transport in reversed(owned):
             await transport.aclose()
@@ -273,6 +422,268 @@ class MtaSecure:
         if self._trust is None:
             self._trust = load_system_trust_store()
         return self._trust
+
+    # --- MTA-STS (RFC 8461 §3-§5) -------------------------------------------
+
+    @property
+    def http(self) -> HttpClient:
+        """The HTTP client; the default one (:class:`~mtasecure.transport.http.HttpsClient`
+        on this object's resolver, system trust store) is built on first use."""
+        if self._http is None:
+            from mtasecure.transport.http import HttpsClient  # noqa: PLC0415 - loads httpx lazily
+
+            client = HttpsClient(resolver=self.resolver, public_only=self.sts_settings.public_only)
+            self._owned.append(client)
+            self._http = client
+        return self._http
+
+    async def sts_policy(self, domain: str) -> StsPolicy | None:
+        """The MTA-STS policy in force for ``domain``, or ``None`` (RFC 8461 §3-§5).
+
+        Shorthand for ``(await sts_lookup(domain)).policy``; a ``none``-mode
+        policy is returned as it is (RFC 8461 §5 says to treat it as no policy).
+
+        Raises:
+            NameSyntaxError: ``domain`` is not a host name.
+        """
+        return (await self.sts_lookup(domain)).policy
+
+    async def sts_lookup(self, domain: str) -> StsLookup:
+        """Discover ``domain``'s MTA-STS policy, using and updating the cache (RFC 8461 §3, §5.1).
+
+        The ``_mta-sts`` TXT answer is reused for its TTL, and a cached policy
+        for as long as that answer carries the same id and the refresh
+        interval has not passed; only then is anything looked up or fetched.
+        Concurrent calls for one domain share one lookup and one fetch. A
+        failed lookup or fetch never drops a valid cached policy.
+
+        Raises:
+            NameSyntaxError: ``domain`` is not a host name.
+        """
+        key = cached_host(domain)
+        now = self.clock.now()
+        if self._exclusions and self._exclusions.match(key):
+            return StsLookup(domain=key, excluded=True)
+        hit = self._answers.get(key)
+        if hit is not None and now < hit[0]:
+            self._used[key] = now
+            return hit[1]
+        _bounded_set(self._used, key, now)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._discover(key, force=False))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t, key=key: self._inflight.pop(key, None))  # type: ignore[misc]
+        return await asyncio.shield(task)
+
+    async def sts_decision(self, domain: str, mx_hosts: Iterable[str]) -> StsDecision:
+        """Per MX of ``domain``, whether it may be used and what TLS it needs (RFC 8461 §4, §5).
+
+        See :func:`mtasecure.sts.apply_policy`; an excluded domain is judged as
+        having no policy.
+
+        Raises:
+            NameSyntaxError: ``domain`` is not a host name.
+        """
+        lookup = await self.sts_lookup(domain)
+        return apply_policy(lookup.domain, lookup.policy, mx_hosts, failure=lookup.result)
+
+    async def refresh_sts_policies(self) -> tuple[str, ...]:
+        """Run one proactive refresh round (RFC 8461 §3.3, §10.2); return the domains refreshed.
+
+        Which domains is planned by :func:`mtasecure.sts.plan_proactive`: those
+        with traffic in the last ``idle_after`` whose refresh is due. At most
+        ``refresh_concurrency`` fetches run at once. A failed refresh keeps the
+        cached policy and is logged (``mtasecure.sts`` logger, warning level,
+        except for ``none``-mode policies, RFC 8461 §3.3).
+        """
+        now = self.clock.now()
+        self._forget_idle(now)
+        candidates = []
+        for key, used in self._used.items():
+            entry = self._front.peek(key)
+            if entry is not None:
+                candidates.append((entry, used))
+        due = plan_proactive(
+            candidates,
+            now,
+            refresh_interval=self.sts_settings.refresh_interval,
+            idle_after=self.sts_settings.idle_after,
+            jitter=self.sts_settings.refresh_jitter,
+            limit=MAX_REFRESH_BATCH,
+        )
+        gate = asyncio.Semaphore(self.sts_settings.refresh_concurrency)
+
+        async def one(key: str) -> str | None:
+            if key in self._inflight:
+                return None
+            async with gate:
+                task = asyncio.get_running_loop().create_task(self._discover(key, force=True))
+                self._inflight[key] = task
+                try:
+                    lookup = await task
+                finally:
+                    self._inflight.pop(key, None)
+            policy = lookup.policy
+            if not lookup.result.ok and policy is not None and policy.mode is not PolicyMode.NONE:
+                _log.warning("MTA-STS refresh of %s failed: %s", key, lookup.result.detail)
+            return key
+
+        done = await asyncio.gather(*(one(key) for key in due))
+        return tuple(key for key in done if key is not None)
+
+    def start_sts_refresh(self) -> None:
+        """Start the background task that runs :meth:`refresh_sts_policies` every ``refresh_every`` s."""
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def stop_sts_refresh(self) -> None:
+        """Stop the background refresh task, if running."""
+        task, self._refresher = self._refresher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _refresh_loop(self) -> None:
+        every = self.sts_settings.refresh_every
+        while True:
+            await asyncio.sleep(every * (0.9 + 0.2 * random.random()))
+            try:
+                await self.refresh_sts_policies()
+            except (TransportError, UsageError) as exc:  # a round must never end the loop
+                _log.warning("MTA-STS refresh round failed: %s", exc)
+
+    async def _discover(self, key: str, *, force: bool) -> StsLookup:
+        settings = self.sts_settings
+        now = self.clock.now()
+        txt = self._txt.get(key)
+        if force or txt is None or not (txt.expires_at is not None and now < txt.expires_at):
+            txt = await self._lookup_txt(key, now)
+            _bounded_set(self._txt, key, txt)
+        cached = await self._cached(key)
+        step = plan_refresh(
+            cached,
+            txt,
+            now,
+            failure=self._failures.get(key),
+            refresh_interval=settings.refresh_interval,
+            force=force,
+        )
+        if step.drop:
+            await self._drop(key)
+        if step.action is StepAction.FETCH:
+            fetch_id = step.policy_id
+            assert fetch_id is not None
+            outcome = await self._fetch(key)
+            now = self.clock.now()
+            step = plan_after_fetch(key, step.entry, fetch_id, outcome, now)
+            if isinstance(outcome, CheckResult):
+                _bounded_set(self._failures, key, FetchFailure(fetch_id, now, step.result))
+            else:
+                self._failures.pop(key, None)
+            if step.action is StepAction.STORE:
+                assert step.entry is not None
+                await self._store(step.entry)
+            elif step.drop:
+                await self._drop(key)
+        entry = step.entry if step.action is not StepAction.NO_POLICY else None
+        lookup = StsLookup(
+            domain=key,
+            policy=entry.policy if entry is not None else None,
+            entry=entry,
+            result=step.result,
+        )
+        _bounded_set(self._answers, key, (self._fresh_until(key, txt, entry, now), lookup))
+        return lookup
+
+    def _fresh_until(
+        self, key: str, txt: TxtOutcome, entry: CachedPolicy | None, now: datetime
+    ) -> datetime:
+        until = txt.expires_at if txt.expires_at is not None else now
+        if entry is not None:
+            until = min(
+                until, entry.expires_at, entry.fetched_at + self.sts_settings.refresh_interval
+            )
+        failure = self._failures.get(key)
+        if failure is not None:
+            until = min(until, failure.at + FETCH_RETRY_DELAY)
+        return until
+
+    async def _lookup_txt(self, key: str, now: datetime) -> TxtOutcome:
+        try:
+            answer = await self.resolver.resolve(record_name(key), "TXT")
+        except TransportError as exc:
+            _log.info("_mta-sts lookup for %s failed: %s", key, exc)
+            return TxtOutcome(TxtState.FAILED, expires_at=txt_expiry(0, now))
+        if answer.failed:
+            return TxtOutcome(TxtState.FAILED, expires_at=txt_expiry(0, now))
+        try:
+            texts = answer.txt_strings()
+        except DnsError:
+            return TxtOutcome(TxtState.FAILED, expires_at=txt_expiry(0, now))
+        record = select_record(texts)
+        expires = txt_expiry(answer.ttl, now)
+        if record is None:
+            return TxtOutcome(TxtState.ABSENT, expires_at=expires)
+        return TxtOutcome(TxtState.RECORD, record=record, expires_at=expires)
+
+    async def _fetch(self, key: str) -> StsPolicy | CheckResult:
+        settings = self.sts_settings
+        url = policy_url(key)
+        if settings.policy_port != DEFAULT_POLICY_PORT:
+            url = url.replace("/.well-known/", f":{settings.policy_port}/.well-known/", 1)
+        try:
+            response: HttpResponse = await self.http.get(
+                url, max_bytes=settings.max_policy_bytes, timeout=settings.fetch_timeout
+            )
+        except HttpError as exc:
+            message = str(exc).removeprefix(f"{url}: ")
+            return check_transport_failure(url, message, certificate=exc.certificate)
+        except TransportError as exc:
+            message = str(exc).removeprefix(f"{url}: ") or type(exc).__name__
+            return check_transport_failure(url, message, certificate=False)
+        return check_response(response, max_bytes=settings.max_policy_bytes)
+
+    async def _cached(self, key: str) -> CachedPolicy | None:
+        entry = self._front.peek(key)
+        if entry is None and self._back is not None:
+            try:
+                entry = await self._back.get(key)
+            except StoreError as exc:
+                _log.warning("policy cache read for %s failed: %s", key, exc)
+                return None
+            if entry is not None:
+                self._front.store(entry)
+        return entry
+
+    async def _store(self, entry: CachedPolicy) -> None:
+        self._front.store(entry)
+        if self._back is not None:
+            try:
+                await self._back.put(entry)
+            except StoreError as exc:
+                _log.warning("policy cache write for %s failed: %s", entry.domain, exc)
+
+    async def _drop(self, key: str) -> None:
+        self._front.discard(key)
+        if self._back is not None:
+            try:
+                await self._back.delete(key)
+            except StoreError as exc:
+                _log.warning("policy cache delete for %s failed: %s", key, exc)
+
+    def _forget_idle(self, now: datetime) -> None:
+        idle = self.sts_settings.idle_after
+        for key in [k for k, used in self._used.items() if now - used > idle]:
+            del self._used[key]
+
+
+def _bounded_set(table: dict[str, Any], key: str, value: Any) -> None:
+    if key not in table and len(table) >= MAX_TRACKED_DOMAINS:
+        for old in list(table)[: MAX_TRACKED_DOMAINS // 10]:
+            del table[old]
+    table[key] = value
 
 
 def _plan_mx_set_dane(mx_set: MxSet, host: str, listed: bool, port: int) -> DanePolicy | None:

@@ -110,7 +110,17 @@ class DnsError(TransportError):
 
 
 class HttpError(TransportError):
-    """An HTTPS exchange did not complete (connection, TLS handshake, or protocol failure)."""
+    """An HTTPS exchange did not complete (connection, TLS handshake, or protocol failure).
+
+    Attributes:
+        certificate: the server's certificate was rejected (untrusted, expired,
+            wrong name), so the core can report ``sts-webpki-invalid``
+            (RFC 8460 §4.3.2.2) rather than a fetch error.
+    """
+
+    def __init__(self, *args: object, certificate: bool = False) -> None:
+        super().__init__(*args)
+        self.certificate = certificate
 
 
 class SmtpError(TransportError):

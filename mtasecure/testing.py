@@ -321,4 +321,14 @@ def _aware(value: datetime | str) -> datetime:
     return value.astimezone(UTC)
 
 
+# The fake HTTP client lives in its own module; it is part of this public API.
+from mtasecure.transport._fakehttp import FakeHttpClient  # noqa: E402
+
+__all__ += ["FakeHttpClient"]
+__all__.sort()
+
 from mtasecure._fakesmtp import FakeSmtp  # noqa: E402 - the SMTP probe fake (issue 5)
+from mtasecure._world import World  # noqa: E402 - the world file that drives every fake
+
+__all__ += ["World"]
+__all__.sort()

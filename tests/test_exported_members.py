@@ -41,6 +41,8 @@ PUBLIC_MODULES = [
     "mtasecure.testing",
     "mtasecure.tlsrpt",
     "mtasecure.transport",
+    "mtasecure.transport.http",
+    "mtasecure.transport.memcache",
 ]
 
 

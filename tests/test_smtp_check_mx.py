@@ -169,7 +169,15 @@ def test_unreadable_chain_is_a_validation_failure(pki: dict[str, object]) -> Non
 def test_client_exports_the_check_types() -> None:
     import mtasecure.client
 
-    assert mtasecure.client.__all__ == ["MtaSecure", "MxAddressCheck", "MxCheck"]
+    assert mtasecure.client.__all__ == [
+        "DEFAULT_POLICY_PORT",
+        "MAX_TRACKED_DOMAINS",
+        "MtaSecure",
+        "MxAddressCheck",
+        "MxCheck",
+        "StsLookup",
+        "StsSettings",
+    ]
 
 
 def _zone_with_mx(mx_security: str, *tlsa: str) -> str:

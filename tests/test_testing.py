@@ -38,9 +38,11 @@ def fake() -> FakeResolver:
 def test_pinned_all() -> None:
     assert mtasecure.testing.__all__ == [
         "DEFAULT_FAKE_TTL",
+        "FakeHttpClient",
         "FakeResolver",
         "FakeSmtp",
         "FrozenClock",
+        "World",
     ]
 
 

@@ -24,10 +24,12 @@ from mtasecure.transport._protocols import (
     Clock,
     HttpClient,
     MailSubmitter,
+    PolicyCache,
     ReportStore,
     Resolver,
     SmtpConnector,
 )
+from mtasecure.transport.memcache import MemoryPolicyCache
 from mtasecure.transport.resolver import (
     BulkResolver,
     DnsResolver,
@@ -43,7 +45,9 @@ __all__ = [
     "EhloResponse",
     "HttpClient",
     "MailSubmitter",
+    "MemoryPolicyCache",
     "Nameserver",
+    "PolicyCache",
     "ProbeOutcome",
     "ProbeResult",
     "ProbeStage",

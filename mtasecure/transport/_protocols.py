@@ -9,11 +9,20 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from mtasecure._http import HttpResponse
 from mtasecure._smtpwire import ProbeResult
 from mtasecure.dnssec import DnsAnswer
+from mtasecure.sts._cache import CachedPolicy
 
 if TYPE_CHECKING:
     from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 
-__all__ = ["Clock", "HttpClient", "MailSubmitter", "ReportStore", "Resolver", "SmtpConnector"]
+__all__ = [
+    "Clock",
+    "HttpClient",
+    "MailSubmitter",
+    "PolicyCache",
+    "ReportStore",
+    "Resolver",
+    "SmtpConnector",
+]
 
 
 @runtime_checkable
@@ -58,6 +67,56 @@ class HttpClient(Protocol):
         self, url: str, *, body: bytes, content_type: str, timeout: float
     ) -> HttpResponse:
         """POST ``body`` to ``url`` (RFC 8460 §5.4 report upload)."""
+        ...
+
+
+@runtime_checkable
+class PolicyCache(Protocol):
+    """Where MTA-STS policies are kept between lookups (RFC 8461 §3.3, §5.1).
+
+    Keys are Policy Domains as the client normalised them (lower-case
+    A-labels, no trailing dot): ``entry.domain``. A store keeps what it is
+    given, expired entries included; deciding what an entry means is the
+    core's job (:func:`mtasecure.sts.plan_refresh`). Stores for several
+    processes (SQLite, Redis) must make each ``put`` atomic: a crash never
+    leaves a half-written entry.
+    """
+
+    async def get(self, domain: str) -> CachedPolicy | None:
+        """The entry for ``domain``, or ``None``.
+
+        Raises:
+            StoreError: the store could not be read (an unreadable entry
+                counts as absent, not as an error).
+        """
+        ...
+
+    async def put(self, entry: CachedPolicy) -> None:
+        """Store ``entry`` under ``entry.domain``, replacing any entry there.
+
+        Raises:
+            StoreError: the store could not be written; the old entry is kept.
+        """
+        ...
+
+    async def delete(self, domain: str) -> bool:
+        """Remove the entry for ``domain``; whether there was one.
+
+        Raises:
+            StoreError: the store could not be written.
+        """
+        ...
+
+    async def entries(self) -> tuple[CachedPolicy, ...]:
+        """Every entry, in no particular order (for listing and purging).
+
+        Raises:
+            StoreError: the store could not be read.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release the store's resources; idempotent."""
         ...
 
 

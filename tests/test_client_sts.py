@@ -1,0 +1,408 @@
+"""MtaSecure.sts_policy / sts_lookup / sts_decision over the public fakes (RFC 8461 §3-§5)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from mtasecure import FailureReason, HttpError, NameSyntaxError, StoreError, TransportTimeout
+from mtasecure._http import HttpResponse
+from mtasecure.client import MtaSecure, StsSettings
+from mtasecure.sts import CachedPolicy, MxTls, PolicyMode, StsPolicy
+from mtasecure.testing import FakeHttpClient, FakeResolver, FrozenClock
+from mtasecure.transport import MemoryPolicyCache
+
+URL = "https://mta-sts.example.com/.well-known/mta-sts.txt"
+ENFORCE = "version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 604800\n"
+TESTING = "version: STSv1\nmode: testing\nmx: *.example.com\nmax_age: 604800\n"
+
+
+def world(record: str | None = "v=STSv1; id=1;", ttl: int = 300) -> FakeResolver:
+    resolver = FakeResolver()
+    resolver.add("example.com", "MX", ["10 mx.example.com."])
+    if record is not None:
+        resolver.add("_mta-sts.example.com", "TXT", [f'"{record}"'], ttl=ttl)
+    return resolver
+
+
+def set_record(resolver: FakeResolver, record: str | None, ttl: int = 300) -> None:
+    resolver._rrsets.pop(("_mta-sts.example.com", "TXT"), None)
+    if record is not None:
+        resolver.add("_mta-sts.example.com", "TXT", [f'"{record}"'], ttl=ttl)
+
+
+def txt_queries(resolver: FakeResolver) -> int:
+    return sum(1 for q in resolver.queries if q == ("_mta-sts.example.com", "TXT"))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock("2025-06-01T00:00:00Z")
+
+
+@pytest.fixture
+def http() -> FakeHttpClient:
+    fake = FakeHttpClient()
+    fake.add(URL, ENFORCE)
+    return fake
+
+
+def client_for(
+    resolver: FakeResolver, http: FakeHttpClient, clock: FrozenClock, **settings: object
+) -> MtaSecure:
+    return MtaSecure(resolver=resolver, http=http, clock=clock, sts=StsSettings(**settings))  # type: ignore[arg-type]
+
+
+async def test_discovers_and_caches(http: FakeHttpClient, clock: FrozenClock) -> None:
+    resolver = world()
+    async with client_for(resolver, http, clock) as client:
+        policy = await client.sts_policy("Example.COM.")
+        assert isinstance(policy, StsPolicy)
+        assert policy.mode is PolicyMode.ENFORCE
+        lookup = await client.sts_lookup("example.com")
+        assert lookup.entry is not None
+        assert (lookup.entry.policy_id, lookup.entry.fetched_at) == ("1", clock.now())
+        assert lookup.result.ok
+    assert http.requests == [URL]
+    assert txt_queries(resolver) == 1
+
+
+async def test_single_flight(clock: FrozenClock) -> None:
+    resolver = world()
+    http = FakeHttpClient(delay=0.05)
+    http.add(URL, ENFORCE)
+    async with client_for(resolver, http, clock) as client:
+        results = await asyncio.gather(*(client.sts_lookup("example.com") for _ in range(50)))
+    assert {r.policy for r in results} == {results[0].policy}
+    assert results[0].policy is not None
+    assert http.requests == [URL]
+    assert txt_queries(resolver) == 1
+
+
+async def test_txt_answer_reused_for_its_ttl_then_rechecked(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    resolver = world(ttl=600)
+    async with client_for(resolver, http, clock) as client:
+        await client.sts_policy("example.com")
+        clock.advance(599)
+        await client.sts_policy("example.com")
+        assert txt_queries(resolver) == 1
+        clock.advance(1)
+        await client.sts_policy("example.com")
+        assert txt_queries(resolver) == 2
+    assert http.requests == [URL]  # same id: no second fetch
+
+
+async def test_new_id_fetches_the_new_policy(http: FakeHttpClient, clock: FrozenClock) -> None:
+    resolver = world()
+    async with client_for(resolver, http, clock) as client:
+        assert (await client.sts_policy("example.com")).mode is PolicyMode.ENFORCE  # type: ignore[union-attr]
+        set_record(resolver, "v=STSv1; id=2;")
+        http.add(URL, TESTING)
+        clock.advance(300)
+        lookup = await client.sts_lookup("example.com")
+    assert lookup.policy is not None
+    assert lookup.policy.mode is PolicyMode.TESTING
+    assert lookup.entry is not None
+    assert lookup.entry.policy_id == "2"
+    assert http.requests == [URL, URL]
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (lambda h: h.add(URL, "oops", status=500), FailureReason.STS_POLICY_FETCH_ERROR),
+        (
+            lambda h: h.add(URL, "<html>", content_type="text/html"),
+            FailureReason.STS_POLICY_FETCH_ERROR,
+        ),
+        (lambda h: h.add(URL, "garbage"), FailureReason.STS_POLICY_INVALID),
+        (
+            lambda h: h.fail(URL, HttpError("expired", certificate=True)),
+            FailureReason.STS_WEBPKI_INVALID,
+        ),
+        (lambda h: h.fail(URL, HttpError("refused")), FailureReason.STS_POLICY_FETCH_ERROR),
+        (lambda h: h.fail(URL, TransportTimeout("slow")), FailureReason.STS_POLICY_FETCH_ERROR),
+    ],
+)
+async def test_failed_fetch_never_downgrades_enforce(
+    http: FakeHttpClient, clock: FrozenClock, failure: object, reason: FailureReason
+) -> None:
+    resolver = world()
+    async with client_for(resolver, http, clock) as client:
+        await client.sts_policy("example.com")
+        set_record(resolver, "v=STSv1; id=2;")
+        failure(http)  # type: ignore[operator]
+        clock.advance(300)
+        lookup = await client.sts_lookup("example.com")
+        assert lookup.policy is not None
+        assert lookup.policy.mode is PolicyMode.ENFORCE
+        assert lookup.result.reason is reason
+        decision = await client.sts_decision("example.com", ["mx.example.com", "other.example.net"])
+        assert [d.usable for d in decision.mx] == [True, False]
+        assert decision.failure is reason
+
+
+async def test_failed_fetch_without_cache_is_no_policy_and_retried_after_five_minutes(
+    clock: FrozenClock,
+) -> None:
+    resolver = world(ttl=60)
+    http = FakeHttpClient()
+    http.add(URL, "oops", status=503)
+    async with client_for(resolver, http, clock) as client:
+        lookup = await client.sts_lookup("example.com")
+        assert lookup.policy is None
+        assert lookup.result.reason is FailureReason.STS_POLICY_FETCH_ERROR
+        clock.advance(120)  # TXT expired, but the retry delay (RFC 8461 §3.3) has not
+        again = await client.sts_lookup("example.com")
+        assert again.result.reason is FailureReason.STS_POLICY_FETCH_ERROR
+        assert len(http.requests) == 1
+        http.add(URL, ENFORCE)
+        clock.advance(180)
+        fixed = await client.sts_lookup("example.com")
+        assert fixed.policy is not None
+        assert fixed.result.ok
+        assert len(http.requests) == 2
+
+
+@pytest.mark.parametrize("change", ["remove", "fail", "garbage"])
+async def test_missing_txt_keeps_the_policy_until_it_expires(
+    http: FakeHttpClient, clock: FrozenClock, change: str
+) -> None:
+    resolver = world()
+    async with client_for(resolver, http, clock) as client:
+        await client.sts_policy("example.com")
+        if change == "remove":
+            set_record(resolver, None)
+        elif change == "fail":
+            resolver.add_failure("_mta-sts.example.com")
+        else:
+            set_record(resolver, "v=STSv1; id=bad id;")
+        clock.advance(timedelta(days=6, hours=23))
+        lookup = await client.sts_lookup("example.com")
+        assert lookup.policy is not None
+        assert lookup.policy.mode is PolicyMode.ENFORCE
+        clock.advance(timedelta(hours=1))
+        gone = await client.sts_lookup("example.com")
+        assert gone.policy is None
+        assert len(await client._front.entries()) == 0  # the expired entry was dropped
+    assert http.requests == [URL]
+
+
+async def test_refresh_interval_fetches_again_for_the_same_id(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    resolver = world()
+    async with client_for(resolver, http, clock, refresh_interval=timedelta(hours=6)) as client:
+        await client.sts_policy("example.com")
+        clock.advance(timedelta(hours=6))
+        lookup = await client.sts_lookup("example.com")
+    assert len(http.requests) == 2
+    assert lookup.entry is not None
+    assert lookup.entry.fetched_at == clock.now()
+
+
+async def test_no_record_means_no_fetch(http: FakeHttpClient, clock: FrozenClock) -> None:
+    resolver = world(record=None)
+    async with client_for(resolver, http, clock) as client:
+        lookup = await client.sts_lookup("example.com")
+        decision = await client.sts_decision("example.com", ["mx.example.com"])
+    assert lookup.policy is None
+    assert lookup.result.ok
+    assert decision.mx[0].tls is MxTls.NONE
+    assert http.requests == []
+
+
+async def test_exclusions_skip_everything(http: FakeHttpClient, clock: FrozenClock) -> None:
+    resolver = world()
+    async with client_for(
+        resolver, http, clock, exclude=("example.com", "*.example.org")
+    ) as client:
+        lookup = await client.sts_lookup("EXAMPLE.com")
+        sub = await client.sts_lookup("a.b.example.org")
+        decision = await client.sts_decision("example.com", ["other.example.net"])
+    assert lookup.excluded
+    assert lookup.policy is None
+    assert sub.excluded
+    assert decision.mx[0].usable
+    assert decision.mx[0].tls is MxTls.NONE
+    assert resolver.queries == []
+    assert http.requests == []
+
+
+async def test_bad_domain_is_a_name_error(http: FakeHttpClient, clock: FrozenClock) -> None:
+    async with client_for(world(), http, clock) as client:
+        with pytest.raises(NameSyntaxError):
+            await client.sts_lookup("exa mple.com")
+
+
+async def test_policy_port_goes_into_the_url(clock: FrozenClock) -> None:
+    http = FakeHttpClient()
+    url = http.add_policy("example.com", ENFORCE, port=8443)
+    assert url == "https://mta-sts.example.com:8443/.well-known/mta-sts.txt"
+    async with client_for(world(), http, clock, policy_port=8443) as client:
+        assert await client.sts_policy("example.com") is not None
+    assert http.requests == [url]
+
+
+async def test_size_cap_setting_is_passed_and_checked(clock: FrozenClock) -> None:
+    http = FakeHttpClient()
+    http.add(URL, ENFORCE + "x: " + "y" * 100 + "\n")
+    async with client_for(world(), http, clock, max_policy_bytes=64) as client:
+        lookup = await client.sts_lookup("example.com")
+    assert lookup.result.reason is FailureReason.STS_POLICY_FETCH_ERROR
+    assert "larger than 64" in lookup.result.detail
+
+
+class FailingStore(MemoryPolicyCache):
+    """A persistent store that is down."""
+
+    async def get(self, domain: str) -> CachedPolicy | None:
+        raise StoreError("down")
+
+    async def put(self, entry: CachedPolicy) -> None:
+        raise StoreError("down")
+
+    async def delete(self, domain: str) -> bool:
+        raise StoreError("down")
+
+
+class BackStore(FailingStore):
+    """A persistent store that works (a MemoryPolicyCache not recognised as the front)."""
+
+    async def get(self, domain: str) -> CachedPolicy | None:
+        return self.peek(domain)
+
+    async def put(self, entry: CachedPolicy) -> None:
+        self.store(entry)
+
+    async def delete(self, domain: str) -> bool:
+        return self.discard(domain)
+
+
+async def test_a_failing_store_does_not_stop_discovery(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    async with MtaSecure(resolver=world(), http=http, clock=clock, cache=FailingStore()) as client:
+        assert await client.sts_policy("example.com") is not None
+        assert await client.sts_policy("example.com") is not None
+    assert http.requests == [URL]
+
+
+async def test_a_persistent_store_is_read_after_a_restart(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    store = BackStore()
+    async with MtaSecure(resolver=world(), http=http, clock=clock, cache=store) as client:
+        await client.sts_policy("example.com")
+    assert (await store.get("example.com")) is not None
+    async with MtaSecure(resolver=world(), http=http, clock=clock, cache=store) as client:
+        assert await client.sts_policy("example.com") is not None
+    assert http.requests == [URL]  # the second process did not fetch
+
+
+async def test_the_given_memory_cache_is_used_directly(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    cache = MemoryPolicyCache()
+    async with MtaSecure(resolver=world(), http=http, clock=clock, cache=cache) as client:
+        await client.sts_policy("example.com")
+    assert [e.domain for e in await cache.entries()] == ["example.com"]
+
+
+class CountingHttp(FakeHttpClient):
+    def __init__(self) -> None:
+        super().__init__(delay=0.02)
+        self.active = 0
+        self.peak = 0
+
+    async def get(self, url: str, *, max_bytes: int, timeout: float) -> HttpResponse:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            return await super().get(url, max_bytes=max_bytes, timeout=timeout)
+        finally:
+            self.active -= 1
+
+
+async def test_proactive_refresh_only_busy_domains_with_bounded_concurrency(
+    clock: FrozenClock,
+) -> None:
+    resolver = FakeResolver()
+    http = CountingHttp()
+    domains = [f"d{i}.example" for i in range(12)]
+    for domain in [*domains, "idle.example"]:
+        resolver.add(f"_mta-sts.{domain}", "TXT", ['"v=STSv1; id=1;"'])
+        http.add_policy(domain, ENFORCE.replace("mx.example.com", f"mx.{domain}"))
+    settings = {"refresh_concurrency": 3, "idle_after": timedelta(days=2), "refresh_jitter": 0.0}
+    async with client_for(resolver, http, clock, **settings) as client:
+        await asyncio.gather(*(client.sts_policy(d) for d in [*domains, "idle.example"]))
+        assert await client.refresh_sts_policies() == ()  # nothing due yet
+        clock.advance(timedelta(hours=23))
+        for domain in domains:  # traffic for all but idle.example
+            await client.sts_policy(domain)
+        clock.advance(timedelta(days=1, hours=2))
+        http.requests.clear()
+        http.peak = 0
+        refreshed = await client.refresh_sts_policies()
+        assert sorted(refreshed) == sorted(domains)
+        assert len(http.requests) == len(domains)
+        assert http.peak == 3
+        lookup = await client.sts_lookup("d0.example")
+        assert lookup.entry is not None
+        assert lookup.entry.fetched_at == clock.now()
+
+
+async def test_proactive_refresh_failure_keeps_policy_and_logs(
+    http: FakeHttpClient, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with client_for(world(), http, clock, refresh_jitter=0.0) as client:
+        await client.sts_policy("example.com")
+        clock.advance(timedelta(hours=23))
+        await client.sts_policy("example.com")  # traffic, and nothing due yet
+        clock.advance(timedelta(hours=2))
+        http.add(URL, "down", status=500)
+        with caplog.at_level("WARNING", logger="mtasecure.sts"):
+            assert await client.refresh_sts_policies() == ("example.com",)
+        assert "refresh of example.com failed" in caplog.text
+        lookup = await client.sts_lookup("example.com")
+        assert lookup.policy is not None
+        assert lookup.policy.mode is PolicyMode.ENFORCE
+
+
+async def test_background_refresh_task_runs_and_stops(http: FakeHttpClient) -> None:
+    clock = FrozenClock("2025-06-01T00:00:00Z")
+    async with client_for(world(), http, clock, refresh_every=0.01, refresh_jitter=0.0) as client:
+        await client.sts_policy("example.com")
+        clock.advance(timedelta(days=1))
+        client._used["example.com"] = clock.now()
+        client.start_sts_refresh()
+        client.start_sts_refresh()  # idempotent
+        for _ in range(200):
+            if len(http.requests) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(http.requests) >= 2
+    assert client._refresher is None
+
+
+async def test_default_http_client_is_built_lazily_and_closed(clock: FrozenClock) -> None:
+    resolver = world()
+    client = MtaSecure(resolver=resolver, clock=clock)
+    assert client._http is None
+    built = client.http
+    assert client.http is built
+    await client.aclose()
+    assert client._owned == []
+
+
+async def test_default_http_client_takes_public_only(clock: FrozenClock) -> None:
+    async with MtaSecure(
+        resolver=world(), clock=clock, sts=StsSettings(public_only=True)
+    ) as client:
+        assert client.http.public_only  # type: ignore[attr-defined]
+    async with MtaSecure(resolver=world(), clock=clock) as client:
+        assert not client.http.public_only  # type: ignore[attr-defined]
