@@ -10,6 +10,8 @@ Subcommands:
   local policy file (``-`` reads standard input).
 * ``mtasecure sts check-record TEXT`` — parse and lint a ``_mta-sts`` TXT
   record value.
+* ``mtasecure cache list|show|delete|purge`` — the SQLite policy cache
+  (:mod:`mtasecure._cli_cache`).
 
 Exit status: 0 when nothing is wrong, 1 when the input is invalid or has
 error findings, 2 for a usage error (bad arguments, unreadable file).
@@ -27,6 +29,7 @@ from importlib.resources.abc import Traversable
 from typing import TextIO
 
 from mtasecure import __version__
+from mtasecure._cli_cache import add_cache_parser, run_cache
 from mtasecure.errors import ParseError
 from mtasecure.sts import (
     Finding,
@@ -98,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
+    if args.command == "cache":
+        return run_cache(args, out)
     if args.command == "demo":
         return _demo(out)
     if args.command == "sts" and args.sts_command == "check-policy":
@@ -134,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         "check-record", help="parse and lint a _mta-sts TXT record value (RFC 8461 §3.1)"
     )
     check_record.add_argument("text", metavar="TEXT", help='e.g. "v=STSv1; id=20260101"')
+    add_cache_parser(commands)
     return parser
 
 
