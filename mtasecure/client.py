@@ -510,9 +510,11 @@ class MtaSecure:
                 url, max_bytes=settings.max_policy_bytes, timeout=settings.fetch_timeout
             )
         except HttpError as exc:
-            return check_transport_failure(url, str(exc), certificate=exc.certificate)
+            message = str(exc).removeprefix(f"{url}: ")
+            return check_transport_failure(url, message, certificate=exc.certificate)
         except TransportError as exc:
-            return check_transport_failure(url, str(exc) or type(exc).__name__, certificate=False)
+            message = str(exc).removeprefix(f"{url}: ") or type(exc).__name__
+            return check_transport_failure(url, message, certificate=False)
         return check_response(response, max_bytes=settings.max_policy_bytes)
 
     async def _cached(self, key: str) -> CachedPolicy | None:

@@ -3,22 +3,22 @@
 What it does for each request:
 
 * Resolves the URL's host through mtasecure's own
-  :class:`~mtasecure.transport.Resolver` (A, then AAAA), so one DNS
-  configuration governs everything, and connects to the address it got. The
-  URL's host name is kept for the TLS server name (SNI) and for the
-  certificate check (httpcore's ``sni_hostname`` request extension sets the
-  ``server_hostname`` that OpenSSL verifies) and for the ``Host`` header.
-  That is the whole trick: the request URL carries the address, the extension
-  and the header carry the name.
+  :class:`~mtasecure.transport.Resolver` (A records, then AAAA if there are
+  none), so one DNS configuration governs everything, and connects to the
+  addresses it got, in order. This is done by an httpcore *network backend*
+  (:class:`AsyncioBackend`) behind an httpx transport: httpx and httpcore
+  handle HTTP as usual, with the URL's host name, so the TLS server name
+  (SNI), the certificate check and the ``Host`` header all use the name,
+  while the backend decides where the TCP connection goes. The backend runs
+  on asyncio's own streams (TCP_NODELAY set, TLS by ``start_tls``).
 * Validates the server certificate with OpenSSL against a
   :class:`~mtasecure.certs.TrustStore` (by default the system's, from
   :func:`~mtasecure.transport.trust.load_system_trust_store`): a trusted
   chain, not expired, valid for the host name (RFC 8461 §3.3, RFC 6125).
   A rejected certificate raises :class:`~mtasecure.errors.HttpError` with
   ``certificate=True``.
-* Opens a new connection for every request (no keep-alive): connections
-  are keyed by address, and a connection verified for one name must never
-  carry a request for another name at the same address.
+* Opens a new connection for every request (no keep-alive): a policy host
+  is asked once a day at most, and nothing is shared between fetches.
 * Never follows redirects, sends no caching headers and keeps no HTTP cache
   (RFC 8461 §3.3); asks for an unencoded body; streams the body and stops
   after ``max_bytes + 1`` octets.
@@ -30,19 +30,24 @@ What it does for each request:
   pointed at the sender's own network.
 * Uses a proxy only when asked: ``proxy="http://..."``, or
   ``trust_env=True`` to read ``HTTPS_PROXY`` and friends. Through a proxy the
-  proxy resolves the name, so neither the resolver nor ``public_only``
-  applies; the certificate is still checked end to end.
+  proxy resolves the name (httpx's own transport is used), so neither the
+  resolver nor ``public_only`` applies; the certificate is still checked end
+  to end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import socket
 import ssl
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import httpcore
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -57,6 +62,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "MAX_ADDRESSES",
+    "AsyncioBackend",
     "HttpsClient",
     "ssl_context",
 ]
@@ -67,8 +73,11 @@ DEFAULT_TIMEOUT = 60.0
 """Seconds for a whole exchange when the caller names none (RFC 8461 §3.3: "one minute")."""
 MAX_ADDRESSES = 4
 """Most addresses of one host tried, in order, before giving up."""
+MAX_UPLOAD_REPLY_BYTES = 65536
+"""Most octets of a POST reply read (RFC 8460 §5.4 upload answers are small)."""
 
 _USER_AGENT = f"mtasecure/{mtasecure.__version__}"
+_HEADERS = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
 
 
 def ssl_context(trust: TrustStore) -> ssl.SSLContext:
@@ -87,14 +96,14 @@ class HttpsClient:
     """An :class:`~mtasecure.transport.HttpClient` on httpx (module docstring says how).
 
     Args:
-        resolver: resolves host names; ``None`` means the host names are
-            resolved by the system (only sensible with a proxy).
+        resolver: resolves host names; ``None`` lets the system resolve them
+            (``getaddrinfo``), which also makes ``public_only`` apply to what
+            the system answered.
         trust: the trust anchors; ``None`` loads the system's.
         connect_timeout: seconds for TCP and TLS set-up.
         public_only: refuse addresses that are not globally routable.
         proxy: a proxy URL, used for every request.
-        trust_env: read ``HTTPS_PROXY``/``NO_PROXY`` (and nothing else) from
-            the environment.
+        trust_env: read ``HTTPS_PROXY``/``NO_PROXY`` from the environment.
 
     Raises:
         UsageError: a timeout is not positive, or the trust store cannot be had.
@@ -117,16 +126,40 @@ class HttpsClient:
         self.resolver = resolver
         self.connect_timeout = connect_timeout
         self.public_only = public_only
-        self._proxied = proxy is not None or trust_env
+        context = ssl_context(trust)
+        backend = AsyncioBackend(resolver=resolver, public_only=public_only)
+        pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_keepalive_connections=0,
+            http1=True,
+            http2=False,
+            network_backend=backend,
+        )
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        if proxy is None and trust_env:
+            proxy = urllib.request.getproxies_environment().get("https")
+            self._env_proxy = True
+        else:
+            self._env_proxy = False
         try:
+            # httpx reads nothing from the environment here: the proxy (if
+            # any) was chosen above, and the trust store is explicit.
             self._client = httpx.AsyncClient(
-                verify=ssl_context(trust),
+                transport=_PoolTransport(pool),
                 follow_redirects=False,
-                trust_env=trust_env,
-                proxy=proxy,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
-                http1=True,
-                http2=False,
+                trust_env=False,
+                limits=limits,
+            )
+            self._proxied = (
+                httpx.AsyncClient(
+                    verify=context,
+                    proxy=proxy,
+                    follow_redirects=False,
+                    trust_env=False,
+                    limits=limits,
+                )
+                if proxy
+                else None
             )
         except (httpx.HTTPError, ValueError, TypeError) as exc:
             raise UsageError(f"cannot build the HTTPS client: {exc}") from exc
@@ -143,8 +176,10 @@ class HttpsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool; idempotent."""
+        """Close the connection pools; idempotent."""
         await self._client.aclose()
+        if self._proxied is not None:
+            await self._proxied.aclose()
 
     async def get(self, url: str, *, max_bytes: int, timeout: float) -> HttpResponse:
         """GET ``url``, reading at most ``max_bytes + 1`` octets of body.
@@ -161,7 +196,9 @@ class HttpsClient:
         self, url: str, *, body: bytes, content_type: str, timeout: float
     ) -> HttpResponse:
         """POST ``body`` to ``url`` (RFC 8460 §5.4 report upload); same rules as :meth:`get`."""
-        return await self._exchange("POST", url, (body, content_type), 65536, timeout)
+        return await self._exchange(
+            "POST", url, (body, content_type), MAX_UPLOAD_REPLY_BYTES, timeout
+        )
 
     async def _exchange(
         self,
@@ -179,51 +216,116 @@ class HttpsClient:
             raise HttpError(f"{url!r} is not a URL: {exc}") from exc
         if target.scheme != "https" or not target.host:
             raise HttpError(f"{url!r} is not an https URL")
-        request = _Request(method, url, target, upload, max_bytes, timeout)
+        headers = dict(_HEADERS)
+        content = None
+        if upload is not None:
+            content, headers["Content-Type"] = upload
+        limits = httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout))
         try:
             async with asyncio.timeout(timeout):
-                return await self._try_addresses(request)
+                client = self._client
+                if self._proxied is not None and not (
+                    self._env_proxy and urllib.request.proxy_bypass(target.host)
+                ):
+                    client = self._proxied
+                async with client.stream(
+                    method, target, headers=headers, content=content, timeout=limits
+                ) as response:
+                    body = bytearray()
+                    truncated = False
+                    async for chunk in response.aiter_raw():
+                        body += chunk
+                        if len(body) > max_bytes:
+                            truncated = True
+                            del body[max_bytes + 1 :]
+                            break
+                    return HttpResponse(
+                        url=url,
+                        status=response.status_code,
+                        headers=tuple((k.lower(), v) for k, v in response.headers.multi_items()),
+                        body=bytes(body),
+                        truncated=truncated,
+                    )
+        except (HttpError, TransportTimeout):
+            raise
         except TimeoutError as exc:
-            if isinstance(exc, TransportTimeout):
-                raise
-            raise TransportTimeout(f"{url}: no complete answer within {timeout} s") from exc
+            raise TransportTimeout(
+                f"{url}: timed out, no complete answer within {timeout} s"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise TransportTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
+        except (
+            httpx.HTTPError,
+            httpx.InvalidURL,
+            httpx.StreamError,
+            httpcore.ConnectionNotAvailable,
+            OSError,
+        ) as exc:
+            certificate = _certificate_failure(exc)
+            raise HttpError(f"{url}: {_describe(exc)}", certificate=certificate) from exc
 
-    async def _try_addresses(self, request: _Request) -> HttpResponse:
-        host = request.target.host
-        if self._proxied or self.resolver is None:
-            addresses: list[str | None] = [None]
-        else:
-            addresses = [*await self._addresses(host)]
-        last: HttpError | None = None
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend on asyncio streams that resolves through a :class:`Resolver`.
+
+    ``connect_tcp(host, port)`` looks ``host`` up (A, then AAAA if there is
+    none; an IP literal is used as it is), refuses non-public addresses when
+    ``public_only`` is set, and tries up to :data:`MAX_ADDRESSES` addresses in
+    order. ``start_tls`` runs the handshake with the server name httpcore
+    passes (the URL's host), so OpenSSL checks the certificate against it.
+
+    Args:
+        resolver: the resolver; ``None`` uses the system's ``getaddrinfo``.
+        public_only: refuse addresses that are not globally routable.
+    """
+
+    def __init__(self, *, resolver: Resolver | None, public_only: bool = False) -> None:
+        self.resolver = resolver
+        self.public_only = public_only
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Resolve ``host`` and connect to the first address that answers."""
+        addresses = await self.addresses(host, port)
+        problems = []
         for address in addresses:
             try:
-                return await self._once(request, address)
-            except _ConnectionFailed as exc:
-                last = exc
-        assert last is not None
-        raise last
+                async with asyncio.timeout(timeout):
+                    reader, writer = await asyncio.open_connection(
+                        address, port, local_addr=(local_address, 0) if local_address else None
+                    )
+            except TimeoutError:
+                problems.append(f"{address}: connect timed out")
+                continue
+            except OSError as exc:
+                problems.append(f"{address}: {exc.strerror or exc}")
+                continue
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for option in socket_options or ():
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(*option)
+            return _AsyncioStream(reader, writer)
+        raise HttpError(f"cannot connect to {host} port {port} ({'; '.join(problems)})")
 
-    async def _addresses(self, host: str) -> list[str]:
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to try for ``host``, after the ``public_only`` guard.
+
+        Raises:
+            HttpError: no address, or none allowed.
+        """
         try:
-            literal = ipaddress.ip_address(host)
+            found = [str(ipaddress.ip_address(host.strip("[]")))]
         except ValueError:
-            literal = None
-        if literal is not None:
-            found = [str(literal)]
-        else:
-            assert self.resolver is not None
-            found = []
-            problems = []
-            for rdtype in ("A", "AAAA"):
-                answer = await self.resolver.resolve(host, rdtype)
-                if answer.failed:
-                    problems.append(f"{rdtype}: {answer.why or 'lookup failed'}")
-                found += [r for r in answer.records if _is_address(r)]
-                if len(found) >= MAX_ADDRESSES:
-                    break
-            if not found:
-                why = "; ".join(problems) or "no A or AAAA record"
-                raise HttpError(f"{host}: no address to connect to ({why})")
+            found = await self._lookup(host, port)
         if self.public_only:
             public = [a for a in found if ipaddress.ip_address(a).is_global]
             if not public:
@@ -233,71 +335,162 @@ class HttpsClient:
             found = public
         return found[:MAX_ADDRESSES]
 
-    async def _once(self, request: _Request, address: str | None) -> HttpResponse:
-        method, url, target, upload = request.method, request.url, request.target, request.upload
-        max_bytes, timeout = request.max_bytes, request.timeout
-        host = target.host
-        headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
-        extensions = {}
-        request_url = target
-        if address is not None:
-            request_url = target.copy_with(host=address)
-            default = target.port is None or target.port == 443
-            headers["Host"] = host if default else f"{host}:{target.port}"
-            extensions["sni_hostname"] = host
-        content = None
-        if upload is not None:
-            content, headers["Content-Type"] = upload
-        limits = httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout))
-        try:
-            async with self._client.stream(
-                method,
-                request_url,
-                headers=headers,
-                content=content,
-                extensions=extensions,
-                timeout=limits,
-            ) as response:
-                body = bytearray()
-                truncated = False
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        truncated = True
-                        del body[max_bytes + 1 :]
-                        break
-                return HttpResponse(
-                    url=url,
-                    status=response.status_code,
-                    headers=tuple((k.lower(), v) for k, v in response.headers.multi_items()),
-                    body=bytes(body),
-                    truncated=truncated,
+    async def _lookup(self, host: str, port: int) -> list[str]:
+        if self.resolver is None:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
                 )
-        except httpx.TimeoutException as exc:
-            raise TransportTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
-        except httpx.ConnectError as exc:
-            certificate = _certificate_failure(exc)
-            where = f" at {address}" if address else ""
-            message = f"{url}{where}: {_describe(exc)}"
-            if certificate:
-                raise HttpError(message, certificate=True) from exc
-            raise _ConnectionFailed(message) from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as exc:
-            raise HttpError(f"{url}: {_describe(exc)}") from exc
+            except OSError as exc:
+                raise HttpError(f"{host}: no address to connect to ({exc})") from exc
+            return list(dict.fromkeys(str(info[4][0]) for info in infos))
+        problems = []
+        for rdtype in ("A", "AAAA"):
+            answer = await self.resolver.resolve(host, rdtype)
+            if answer.failed:
+                problems.append(f"{rdtype}: {answer.why or 'lookup failed'}")
+            found = [r for r in answer.records if _is_address(r)]
+            if found:
+                return found
+        why = "; ".join(problems) or "no A or AAAA record"
+        raise HttpError(f"{host}: no address to connect to ({why})")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Not supported: policy hosts are reached over TCP."""
+        raise HttpError("Unix sockets are not supported")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the event loop."""
+        await asyncio.sleep(seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
-    method: str
-    url: str
-    target: httpx.URL
-    upload: tuple[bytes, str] | None
-    max_bytes: int
-    timeout: float
+class _AsyncioStream(httpcore.AsyncNetworkStream):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError as exc:
+            raise TransportTimeout(f"no data within {timeout} s") from exc
+        except OSError as exc:
+            raise HttpError(f"read failed: {exc}") from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(buffer)
+                await self._writer.drain()
+        except TimeoutError as exc:
+            raise TransportTimeout(f"could not send within {timeout} s") from exc
+        except OSError as exc:
+            raise HttpError(f"write failed: {exc}") from exc
+
+    async def aclose(self) -> None:
+        # No close_notify wait: the exchange is complete, or abandoned.
+        self._writer.transport.abort()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except ssl.SSLCertVerificationError as exc:
+            self._writer.transport.abort()
+            raise HttpError(
+                f"certificate of {server_hostname} rejected: {exc.verify_message or exc}",
+                certificate=True,
+            ) from exc
+        except TimeoutError as exc:
+            self._writer.transport.abort()
+            raise TransportTimeout(f"TLS handshake with {server_hostname} timed out") from exc
+        except (ssl.SSLError, OSError) as exc:
+            self._writer.transport.abort()
+            raise HttpError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._writer.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        if info == "socket":
+            return self._writer.get_extra_info("socket")
+        if info == "is_readable":
+            return self._reader.at_eof() or self._writer.transport.is_closing()
+        return None
 
 
-class _ConnectionFailed(HttpError):
-    """No connection to one address: the next address may be tried."""
+class _PoolTransport(httpx.AsyncBaseTransport):
+    """httpx on an httpcore pool we built (so that it uses :class:`AsyncioBackend`)."""
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = await self._pool.handle_async_request(core)
+        except httpcore.TimeoutException as exc:
+            raise httpx.TimeoutException(str(exc), request=request) from exc
+        except httpcore.ConnectError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+            raise httpx.TransportError(str(exc), request=request) from exc
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_Body(response.stream),  # type: ignore[arg-type]
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterator[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._stream:
+                yield part
+        except httpcore.TimeoutException as exc:
+            raise TransportTimeout(f"body not received in time: {exc}") from exc
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+            raise HttpError(f"body not received: {exc}") from exc
+
+    async def aclose(self) -> None:
+        closer = getattr(self._stream, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def _is_address(text: str) -> bool:
@@ -315,7 +508,7 @@ def _certificate_failure(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
             return True
-        if "CERTIFICATE_VERIFY_FAILED" in str(current):
+        if isinstance(current, HttpError) and current.certificate:
             return True
         current = current.__cause__ or current.__context__
     return False
