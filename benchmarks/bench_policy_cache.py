@@ -198,23 +198,28 @@ async def main(ops: int, rounds: int) -> None:
             "SQLite get", sq_get, plain_get, "sqlite3 `SELECT`, blocking", ops=ops, rounds=rounds
         )
         await compare(
-            "SQLite get", sq_get, thread_get, "sqlite3 `SELECT` in `asyncio.to_thread`", ops, rounds
+            "SQLite get",
+            sq_get,
+            thread_get,
+            "sqlite3 `SELECT` in `asyncio.to_thread`",
+            ops=ops,
+            rounds=rounds,
         )
         await compare(
             "SQLite put",
             sq_put,
             plain_put,
             "sqlite3 `INSERT OR REPLACE`, blocking",
-            ops // 4,
-            rounds,
+            ops=ops // 4,
+            rounds=rounds,
         )
         await compare(
             "SQLite put",
             sq_put,
             thread_put,
             "sqlite3 `INSERT OR REPLACE` in `asyncio.to_thread`",
-            ops // 4,
-            rounds,
+            ops=ops // 4,
+            rounds=rounds,
         )
         await store.aclose()
         db.close()
