@@ -72,6 +72,9 @@ class PolicyCacheSuite:
 
     # --- put / get / replace / delete / entries --------------------------------
 
+    async def test_it_is_a_policy_cache(self, cache: PolicyCache) -> None:
+        assert isinstance(cache, PolicyCache)
+
     async def test_get_of_an_unknown_domain_is_none(self, cache: PolicyCache) -> None:
         assert await cache.get("example.com") is None
         assert await cache.entries() == ()

@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mtasecure import StoreError
 from mtasecure.sts import CachedPolicy, StsPolicy
@@ -24,6 +26,7 @@ from mtasecure.transport.sqlite_cache import (
     SCHEMA_VERSION,
     SqlitePolicyCache,
     read_row,
+    write_row,
 )
 from tests.policy_cache_suite import NOW, make_entry
 
@@ -229,3 +232,44 @@ def test_a_crash_mid_write_never_corrupts_the_file(tmp_path: Path) -> None:
             i = int(entry.policy_id)
             assert domain == f"d{i % 50}.example"
             assert entry.policy.mx == tuple(f"mx{k}.n{i}.example" for k in range(i % 30 + 1))
+
+
+async def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    async with SqlitePolicyCache(path) as a, SqlitePolicyCache(path) as b:
+        await a.put(make_entry(policy_id="from-a"))
+        got = await b.get("example.com")
+        assert got is not None
+        assert got.policy_id == "from-a"
+        await asyncio.gather(*(b.put(make_entry(f"d{i}.example")) for i in range(20)))
+        assert len(await a.entries()) == 21
+        assert await a.delete("d3.example") is True
+        assert await b.get("d3.example") is None
+
+
+@given(st.one_of(st.binary(max_size=512), st.text(max_size=512)))
+def test_read_row_never_raises(value: bytes | str) -> None:
+    entry = read_row("example.com", value)  # any stored value: an entry or None, no exception
+    assert entry is None or entry.domain == "example.com"
+
+
+@given(
+    domain=st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){1,3}", fullmatch=True),
+    policy_id=st.from_regex(r"[A-Za-z0-9]{1,32}", fullmatch=True),
+    seconds=st.integers(min_value=0, max_value=31557600),
+    offset=st.integers(min_value=-(10**8), max_value=10**8),
+    mode=st.sampled_from(["enforce", "testing", "none"]),
+)
+def test_read_row_reads_back_what_write_row_wrote(
+    domain: str, policy_id: str, seconds: int, offset: int, mode: str
+) -> None:
+    entry = make_entry(
+        domain, policy_id, mode=mode, fetched_at=NOW + timedelta(seconds=offset), max_age=seconds
+    )
+    text = write_row(entry)
+    assert read_row(domain, text) == entry
+    assert read_row(domain, text.encode()) == entry
+    assert read_row(domain + "x", text) is None
+    # Any cut of the text is not a whole entry: never read as one.
+    cut = len(text) * 2 // 3
+    assert read_row(domain, text[:cut]) is None
