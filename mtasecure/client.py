@@ -103,6 +103,10 @@ class StsSettings(BaseModel):
         refresh_every: seconds between proactive rounds (randomised ±10 %).
         exclude: domains (``example.com``) and suffixes (``*.example.com``)
             for which MTA-STS is skipped entirely.
+        public_only: when the default HTTP client is built, make it refuse
+            policy hosts at non-public addresses (loopback, private,
+            link-local...). Off by default so tests can use loopback; turn it
+            on for real traffic (the CLI's network commands do).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -116,6 +120,7 @@ class StsSettings(BaseModel):
     refresh_concurrency: int = Field(default=8, ge=1, le=1024)
     refresh_every: float = Field(default=60.0, gt=0)
     exclude: tuple[str, ...] = ()
+    public_only: bool = False
 
 
 class StsLookup(BaseModel):
@@ -304,7 +309,7 @@ class MtaSecure:
         if self._http is None:
             from mtasecure.transport.http import HttpsClient  # noqa: PLC0415 - loads httpx lazily
 
-            client = HttpsClient(resolver=self.resolver)
+            client = HttpsClient(resolver=self.resolver, public_only=self.sts_settings.public_only)
             self._owned.append(client)
             self._http = client
         return self._http

@@ -397,3 +397,12 @@ async def test_default_http_client_is_built_lazily_and_closed(clock: FrozenClock
     assert client.http is built
     await client.aclose()
     assert client._owned == []
+
+
+async def test_default_http_client_takes_public_only(clock: FrozenClock) -> None:
+    async with MtaSecure(
+        resolver=world(), clock=clock, sts=StsSettings(public_only=True)
+    ) as client:
+        assert client.http.public_only  # type: ignore[attr-defined]
+    async with MtaSecure(resolver=world(), clock=clock) as client:
+        assert not client.http.public_only  # type: ignore[attr-defined]

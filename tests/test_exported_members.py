@@ -40,6 +40,8 @@ PUBLIC_MODULES = [
     "mtasecure.sts",
     "mtasecure.testing",
     "mtasecure.transport",
+    "mtasecure.transport.http",
+    "mtasecure.transport.memcache",
 ]
 
 

@@ -58,12 +58,14 @@ from mtasecure.errors import HttpError, TransportTimeout, UsageError
 from mtasecure.transport._protocols import Resolver
 from mtasecure.transport.trust import load_system_trust_store
 
-__all__ = [
+# Plain sorted() order, which tests/test_exported_members.py checks.
+__all__ = [  # noqa: RUF022
+    "AsyncioBackend",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_TIMEOUT",
-    "MAX_ADDRESSES",
-    "AsyncioBackend",
     "HttpsClient",
+    "MAX_ADDRESSES",
+    "MAX_UPLOAD_REPLY_BYTES",
     "ssl_context",
 ]
 
