@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -213,3 +215,18 @@ def test_the_default_path_is_documented_in_help(capsys: pytest.CaptureFixture[st
     assert exit_info.value.code == 0
     help_text = " ".join(capsys.readouterr().out.split()).replace("sts- policies", "sts-policies")
     assert "(default /var/lib/mtasecure/sts-policies.sqlite3)" in help_text
+
+
+def test_the_installed_command_reports_a_bad_path_without_a_traceback(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "mtasecure", "cache", "show", "example.com", "--db", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"mtasecure cache show: cannot open the policy cache {tmp_path}")
+    assert "Traceback" not in done.stderr
