@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasecure import StoreError
-from mtasecure.sts import CachedPolicy, StsPolicy
+from mtasecure.sts import CachedPolicy, StsPolicy, parse_policy
 from mtasecure.transport import sqlite_cache
 from mtasecure.transport.sqlite_cache import (
     BUSY_TIMEOUT,
@@ -273,3 +273,17 @@ def test_read_row_reads_back_what_write_row_wrote(
     # Any cut of the text is not a whole entry: never read as one.
     cut = len(text) * 2 // 3
     assert read_row(domain, text[:cut]) is None
+
+
+async def test_a_full_disk_raises_store_error_and_keeps_the_old_entry(tmp_path: Path) -> None:
+    async with SqlitePolicyCache(tmp_path / "cache.sqlite3") as cache:
+        await cache.put(make_entry(policy_id="old"))
+        # Cap the file at its current size, as a full disk would (SQLITE_FULL).
+        pages = cache._db.execute("PRAGMA page_count").fetchone()[0]
+        cache._db.execute(f"PRAGMA max_page_count = {pages}")
+        big_mx = "".join(f"mx: mx{i}.{'b' * 50}.example\n" for i in range(200))
+        policy = parse_policy(f"version: STSv1\nmode: enforce\n{big_mx}max_age: 86400\n")
+        big = make_entry(policy_id="new").model_copy(update={"policy": policy})
+        with pytest.raises(StoreError, match="database or disk is full"):
+            await cache.put(big)
+        assert await cache.get("example.com") == make_entry(policy_id="old")
