@@ -14,6 +14,8 @@ Subcommands:
   local policy file (``-`` reads standard input).
 * ``mtasecure sts check-record TEXT`` — parse and lint a ``_mta-sts`` TXT
   record value.
+* ``mtasecure cache list|show|delete|purge`` — the SQLite policy cache
+  (:mod:`mtasecure._cli_cache`).
 
 Exit status: 0 when nothing is wrong (``check``: mail to the domain is
 protected), 1 when the input is invalid or has error findings (``check``: not
@@ -36,6 +38,7 @@ from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, TextIO
 
 from mtasecure import __version__
+from mtasecure._cli_cache import add_cache_parser, run_cache
 from mtasecure.decision import RequirementKind, SessionOutcome, TransportRequirement
 from mtasecure.errors import ParseError
 from mtasecure.results import CheckResult
@@ -116,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
+    if args.command == "cache":
+        return run_cache(args, out)
     if args.command == "demo":
         return _run_demo(out)
     if args.command == "check":
@@ -204,6 +209,7 @@ def _parser() -> argparse.ArgumentParser:
         "check-record", help="parse and lint a _mta-sts TXT record value (RFC 8461 §3.1)"
     )
     check_record.add_argument("text", metavar="TEXT", help='e.g. "v=STSv1; id=20260101"')
+    add_cache_parser(commands)
     return parser
 
 

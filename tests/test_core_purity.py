@@ -20,6 +20,7 @@ SHELL = {
     "transport",
     "client.py",
     "cli.py",
+    "_cli_cache.py",
     "testing.py",
     "integrations",
     "__main__.py",
