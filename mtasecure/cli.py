@@ -2,32 +2,46 @@
 
 Subcommands:
 
-* ``mtasecure demo`` — evaluate the bundled example domains (their
-  ``_mta-sts`` records, policy files and MX lists) with no network: the
-  parsed policy or the exact error, the lint findings, and for each MX
-  whether the policy allows it.
+* ``mtasecure demo`` — run the whole pipeline on the bundled world
+  (``mtasecure/_demo/world.toml``, no network): for each example domain the MX
+  set and its DNSSEC status, TLSA and DANE state, MTA-STS discovery, the
+  requirement per MX, a probe of each MX judged for an ordinary and a
+  REQUIRETLS message (with the bounce's status), and the TLS report's
+  session results; then the offline evaluation of the bundled policy files.
+* ``mtasecure check DOMAIN [--probe] [--json] ...`` — the same explanation
+  for a real domain, over the network.
 * ``mtasecure sts check-policy FILE [--mx HOST ...]`` — parse and lint a
   local policy file (``-`` reads standard input).
 * ``mtasecure sts check-record TEXT`` — parse and lint a ``_mta-sts`` TXT
   record value.
+* ``mtasecure cache list|show|delete|purge`` — the SQLite policy cache
+  (:mod:`mtasecure._cli_cache`).
 
-Exit status: 0 when nothing is wrong, 1 when the input is invalid or has
-error findings, 2 for a usage error (bad arguments, unreadable file).
+Exit status: 0 when nothing is wrong (``check``: mail to the domain is
+protected), 1 when the input is invalid or has error findings (``check``: not
+protected, or a failure was seen), 2 for a usage error (bad arguments,
+unreadable file).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mtasecure import __version__
+from mtasecure._cli_cache import add_cache_parser, run_cache
+from mtasecure.decision import RequirementKind, SessionOutcome, TransportRequirement
 from mtasecure.errors import ParseError
+from mtasecure.results import CheckResult
 from mtasecure.sts import (
     Finding,
     PolicyMode,
@@ -41,11 +55,18 @@ from mtasecure.sts import (
     select_record,
 )
 
+if TYPE_CHECKING:
+    from mtasecure._explain import AddressResult, DomainExplanation, MxExplanation
+    from mtasecure._world import World
+
 __all__ = ["DemoDomain", "load_demo", "main"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+
+CHECK_FETCH_TIMEOUT = 30.0
+"""Default seconds ``mtasecure check`` allows one MTA-STS policy fetch (``--timeout``)."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
+    if args.command == "cache":
+        return run_cache(args, out)
     if args.command == "demo":
-        return _demo(out)
+        return _run_demo(out)
+    if args.command == "check":
+        return _run_check(args, out)
     if args.command == "sts" and args.sts_command == "check-policy":
         return _check_policy(args.file, args.mx, out)
     if args.command == "sts" and args.sts_command == "check-record":
@@ -115,8 +140,58 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mtasecure {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
-        "demo", help="evaluate the bundled example domains (no network)"
-    ).description = "Evaluate the bundled example MTA-STS records, policies and MX lists."
+        "demo", help="run the whole pipeline on the bundled example world (no network)"
+    ).description = (
+        "Run MX/DNSSEC, DANE, MTA-STS, the delivery decision, SMTP probes and REQUIRETLS "
+        "on the bundled example world, then evaluate the bundled policy files."
+    )
+    check = commands.add_parser(
+        "check",
+        help="explain why mail to a domain is or is not protected (network)",
+        description="Look up DOMAIN's MX hosts, DNSSEC, TLSA/DANE and MTA-STS over the "
+        "network and explain what each MX session must prove; with --probe, open a "
+        "STARTTLS session to every MX address and judge it. Exit status: 0 protected, "
+        "1 not protected or a failure seen, 2 usage error.",
+    )
+    check.add_argument("domain", metavar="DOMAIN", help="the recipient domain")
+    check.add_argument(
+        "--resolver",
+        metavar="ADDR[:PORT]",
+        action="append",
+        help="a (validating) resolver to ask, instead of the system's; repeatable",
+    )
+    check.add_argument(
+        "--trust-resolver",
+        action="store_true",
+        help="believe the AD bit of the resolver(s) even when not on loopback",
+    )
+    check.add_argument("--probe", action="store_true", help="probe each MX with STARTTLS")
+    check.add_argument("--port", type=_port, default=25, metavar="N", help="SMTP port (default 25)")
+    check.add_argument(
+        "--policy-port",
+        type=_port,
+        default=443,
+        metavar="N",
+        help="HTTPS port of the MTA-STS policy host (default 443)",
+    )
+    check.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="trust anchors for WebPKI checks instead of the system's",
+    )
+    check.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="allow connections to loopback, private and other non-public addresses",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=CHECK_FETCH_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time limit of the policy fetch (default {CHECK_FETCH_TIMEOUT:g})",
+    )
+    check.add_argument("--json", action="store_true", help="print JSON instead of text")
     sts = commands.add_parser("sts", help="MTA-STS tools for local files (no network)")
     sts_commands = sts.add_subparsers(dest="sts_command", metavar="SUBCOMMAND")
     check_policy = sts_commands.add_parser(
@@ -134,18 +209,36 @@ def _parser() -> argparse.ArgumentParser:
         "check-record", help="parse and lint a _mta-sts TXT record value (RFC 8461 §3.1)"
     )
     check_record.add_argument("text", metavar="TEXT", help='e.g. "v=STSv1; id=20260101"')
+    add_cache_parser(commands)
     return parser
 
 
-# --- demo ----------------------------------------------------------------------
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not 1-65535")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value:g} is not a positive number of seconds")
+    return value
+
+
+# --- demo, part 2: the bundled policy files --------------------------------------
 
 
 def _demo(out: TextIO) -> int:
     domains = load_demo()
-    out.write(
-        f"mtasecure {__version__} demo: {len(domains)} example domains, "
-        "evaluated offline (RFC 8461)\n"
-    )
+    out.write(f"Policy files: {len(domains)} example domains, evaluated offline (RFC 8461)\n")
     for example in domains:
         out.write("\n")
         _demo_domain(example, out)
@@ -257,3 +350,452 @@ def _check_record(text: str, out: TextIO) -> int:
     out.write("\n")
     _write_findings("findings", findings, out)
     return EXIT_INVALID if any(f.severity is Severity.ERROR for f in findings) else EXIT_OK
+
+
+# --- demo and check: the whole decision, explained ------------------------------
+
+
+def _run_demo(out: TextIO) -> int:
+    from mtasecure._world import World  # noqa: PLC0415 - only the demo needs the fakes
+
+    world = World.default()
+    explanations, refetched = asyncio.run(_explain_world(world))
+    out.write(
+        f"mtasecure {__version__} demo: {len(explanations)} example domains on the bundled "
+        f"world ({world.name}), no network; the clock reads {_time(world.clock.now())}\n"
+        "For each domain: MX lookup and DNSSEC, TLSA and DANE, MTA-STS discovery, the\n"
+        "requirement per MX, a STARTTLS probe judged for an ordinary and a REQUIRETLS\n"
+        "message, and what the day's TLS report would record.\n"
+    )
+    for explanation in explanations:
+        out.write("\n")
+        _write_explanation(explanation, out, world.domains.get(explanation.domain, ""))
+    out.write(
+        f"\nMTA-STS cache: looking up all {len(explanations)} domains again made "
+        f"{refetched} new policy fetch(es): policies and _mta-sts answers are reused "
+        "(RFC 8461 §3.3, §5.1)\n\n"
+    )
+    return _demo(out)
+
+
+async def _explain_world(world: World) -> tuple[list[DomainExplanation], int]:
+    from mtasecure._explain import explain_domain  # noqa: PLC0415
+
+    found = []
+    async with world.client() as client:
+        for domain in world.domains:
+            found.append(await explain_domain(client, domain, probe=True, trust=world.trust))
+        # A second lookup is answered from the cache: no DNS query, no fetch.
+        before = len(world.http.requests)
+        for domain in world.domains:
+            await client.sts_lookup(domain)
+    return found, len(world.http.requests) - before
+
+
+def _run_check(args: argparse.Namespace, out: TextIO) -> int:
+    from mtasecure._explain import explain_domain  # noqa: PLC0415
+    from mtasecure.certs import TrustStore  # noqa: PLC0415
+    from mtasecure.client import MtaSecure, StsSettings  # noqa: PLC0415
+    from mtasecure.errors import MtaSecureError, UsageError  # noqa: PLC0415
+    from mtasecure.transport import DnsResolver, Nameserver, system_nameservers  # noqa: PLC0415
+    from mtasecure.transport.http import HttpsClient  # noqa: PLC0415
+    from mtasecure.transport.smtp import AsyncioSmtpConnector  # noqa: PLC0415
+    from mtasecure.transport.trust import load_system_trust_store  # noqa: PLC0415
+
+    async def run() -> DomainExplanation:
+        nameservers = (
+            [Nameserver.parse(r) for r in args.resolver] if args.resolver else system_nameservers()
+        )
+        if args.trust_resolver:
+            # The operator vouches for the path to the validator (RFC 4035 §4.9.3).
+            nameservers = [ns.model_copy(update={"trusted": True}) for ns in nameservers]
+        resolver = DnsResolver(nameservers)
+        if args.ca_file:
+            try:
+                with open(args.ca_file, "rb") as handle:
+                    trust = TrustStore.from_pem(handle.read())
+            except OSError as exc:
+                raise UsageError(f"cannot read {args.ca_file}: {exc.strerror or exc}") from exc
+        else:
+            trust = load_system_trust_store()
+        settings = StsSettings(policy_port=args.policy_port, fetch_timeout=args.timeout)
+        http = HttpsClient(resolver=resolver, trust=trust, public_only=not args.allow_private)
+        async with (
+            resolver,
+            http,
+            MtaSecure(
+                resolver=resolver, http=http, smtp=AsyncioSmtpConnector(), sts=settings
+            ) as client,
+        ):
+            return await explain_domain(
+                client,
+                args.domain,
+                probe=args.probe,
+                port=args.port,
+                trust=trust,
+                public_only=not args.allow_private,
+            )
+
+    try:
+        explanation = asyncio.run(run())
+    except (UsageError, ParseError) as exc:
+        sys.stderr.write(f"mtasecure check: {exc}\n")
+        return EXIT_USAGE
+    except MtaSecureError as exc:  # I/O that did not complete and was not a DNS answer
+        sys.stderr.write(f"mtasecure check: {exc}\n")
+        return EXIT_INVALID
+    if args.json:
+        json.dump(_explanation_json(explanation), out, indent=2)
+        out.write("\n")
+    else:
+        _write_explanation(explanation, out, "")
+    return EXIT_OK if explanation.protected else EXIT_INVALID
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_explanation(exp: DomainExplanation, out: TextIO, description: str) -> None:
+    w = out.write
+    w(f"--- {exp.domain}" + (f": {description}" if description else "") + "\n")
+    mx = exp.mx
+    if mx.failed:
+        w(
+            f"MX       lookup failed, DNSSEC {mx.security.value}: {mx.why or 'no answer'}\n"
+            "         every MX is unusable and delivery is deferred (RFC 7672 §2.1.1)\n"
+        )
+    elif mx.null:
+        w(f"MX       null MX (DNSSEC {mx.security.value}): the domain accepts no mail (RFC 7505)\n")
+    else:
+        hosts = ", ".join(f"{h.preference} {h.host}" for h in mx.hosts) or "(none)"
+        implicit = " (implicit: no MX records, RFC 5321 §5.1)" if mx.implicit else ""
+        w(f"MX       DNSSEC {mx.security.value}: {hosts}{implicit}\n")
+    _write_sts(exp, w)
+    for host in exp.hosts:
+        _write_host(host, exp, w)
+    _write_verdict(exp, w)
+    _write_report(exp, w)
+
+
+def _write_sts(exp: DomainExplanation, w: Callable[[str], object]) -> None:
+    name = f"_mta-sts.{exp.domain}"
+    if exp.sts.excluded:
+        w("MTA-STS  skipped: the domain is on the exclusion list\n")
+        return
+    if exp.sts_txt is None or exp.sts_txt.failed:
+        why = exp.sts_txt.why if exp.sts_txt is not None else ""
+        w(f"MTA-STS  record {name}: lookup failed{': ' + why if why else ''}\n")
+    elif exp.sts_record is not None:
+        security = f" (DNSSEC {exp.sts_txt.security.value})" if exp.sts_txt else ""
+        w(f"MTA-STS  record {name}: id {exp.sts_record.id}{security}\n")
+    else:
+        w(f"MTA-STS  record {name}: none usable (RFC 8461 §3.1)\n")
+    policy = exp.sts.policy
+    if policy is not None:
+        w(f"         policy {policy_url(exp.domain)}: {_describe(policy)}\n")
+    result = exp.sts.result
+    if not result.ok and result.reason is not None:
+        w(f"         failure {result.reason.value}: {result.detail}\n")
+    elif policy is None and exp.sts_record is not None:
+        w(f"         no policy: {result.detail or 'none fetched'}\n")
+    entry = exp.sts.entry
+    if entry is not None:
+        w(
+            f"         cache: policy id {entry.policy_id}, fetched {_time(entry.fetched_at)}, "
+            f"kept until {_time(entry.expires_at)}\n"
+        )
+
+
+def _write_host(host: MxExplanation, exp: DomainExplanation, w: Callable[[str], object]) -> None:
+    w(f"{host.host} (preference {host.preference})\n")
+    addresses = []
+    for label, answer in (("A", host.a), ("AAAA", host.aaaa)):
+        if answer is None:
+            continue
+        if answer.failed:
+            addresses.append(f"{label} failed ({answer.security.value})")
+        elif answer.records:
+            addresses.append(f"{label} {' '.join(answer.records)} ({answer.security.value})")
+    w(f"  address  {', '.join(addresses) or 'none'}\n")
+    if host.dane is None:
+        w("  DANE     not used: the MX set is not DNSSEC-secure (RFC 7672 §2.2.1)\n")
+    else:
+        w(f"  DANE     {host.dane.state.value}: {host.dane.detail}\n")
+        for record in host.requirement.tlsa_records:
+            w(f"           TLSA {_short(record)}\n")
+    req = host.requirement
+    reason = f" ({req.reason.value})" if req.reason else ""
+    w(f"  require  {req.kind.value}{reason}: {req.detail}\n")
+    rt = host.requirement_requiretls
+    if rt.requiretls is not None:
+        validated = "yes" if rt.requiretls.mx_validated else "NO"
+        w(
+            f"  REQUIRETLS needs: MX name validated {validated}, certificate by "
+            f"{rt.requiretls.authentication.value}, REQUIRETLS after STARTTLS (RFC 8689 §4.2.1)\n"
+        )
+    for address in host.addresses:
+        _write_address(
+            address,
+            w,
+            dane_applies=host.dane is not None and host.dane.applies,
+            webpki=req.kind in (RequirementKind.STS_ENFORCE, RequirementKind.STS_TESTING)
+            or (rt.requiretls is not None and rt.requiretls.authentication.value == "webpki"),
+        )
+
+
+def _write_address(
+    address: AddressResult, w: Callable[[str], object], *, dane_applies: bool, webpki: bool
+) -> None:
+    if address.skipped:
+        w(f"  probe    {address.address}: skipped, {address.skipped}\n")
+        return
+    check = address.check
+    assert check is not None
+    probe = check.probe
+    if probe.tls_established:
+        keywords = probe.ehlo_tls.names if probe.ehlo_tls is not None else ()
+        rt = "REQUIRETLS offered" if "REQUIRETLS" in keywords else "no REQUIRETLS"
+        w(f"  probe    {address.address}: STARTTLS, {probe.tls_version}, {rt}\n")
+        if check.webpki is not None:
+            label = "certificate (WebPKI)" if webpki else "certificate (WebPKI, not required)"
+            w(f"           {label}: {_result(check.webpki)}\n")
+        if dane_applies:
+            w(f"           DANE: {_result(check.dane)}\n")
+    else:
+        w(f"  probe    {address.address}: {probe.outcome.value}: {probe.detail}\n")
+    for label, outcome in (
+        ("message", address.outcome),
+        ("REQUIRETLS", address.outcome_requiretls),
+    ):
+        if outcome is None:
+            continue
+        if outcome.deliver:
+            extra = " with MAIL FROM REQUIRETLS" if outcome.use_requiretls_parameter else ""
+            note = f", reported as {outcome.reason.value}" if outcome.reason else ""
+            w(f"  judged   {label}: deliver{extra}{note}\n")
+        else:
+            why = outcome.reason.value if outcome.reason else ""
+            if outcome.requiretls_failure is not None:
+                failure = outcome.requiretls_failure
+                why = f"{failure.value} ({failure.status})"
+            w(f"  judged   {label}: NOT SENT, {why}: {outcome.detail}\n")
+
+
+def _write_verdict(exp: DomainExplanation, w: Callable[[str], object]) -> None:
+    if exp.probed:
+        delivered = "delivered" if exp.delivered else "not delivered (deferred)"
+        w(f"verdict  message: {delivered}")
+        if exp.delivered_requiretls:
+            w("; REQUIRETLS message: delivered\n")
+        elif exp.conclusion is not None:
+            c = exp.conclusion
+            w(f"; REQUIRETLS message: {c.verdict.value} {c.status}\n")
+            if exp.dsn is not None:
+                status = _dsn_status(exp.dsn.content)
+                w(f"         bounce: DSN to {exp.dsn.envelope_to}, Status: {status}, {c.detail}\n")
+        else:
+            w("\n")
+    protected = "PROTECTED" if exp.protected else "NOT PROTECTED"
+    w(f"verdict  {protected}: {_protection_reason(exp)}\n")
+
+
+def _protection_reason(exp: DomainExplanation) -> str:
+    if exp.mx.failed:
+        return "the MX lookup failed or is not trustworthy"
+    usable = exp.plan.usable
+    if not usable:
+        return "no MX may be used"
+    kinds = sorted({r.kind.value for r in usable})
+    if not exp.protected and all(
+        r.kind in (RequirementKind.DANE, RequirementKind.STS_ENFORCE) for r in usable
+    ):
+        return f"required {', '.join(kinds)}, but a session failed it"
+    return f"usable MX hosts require {', '.join(kinds)}"
+
+
+def _dsn_status(content: bytes) -> str:
+    for line in content.decode("ascii", "replace").splitlines():
+        if line.lower().startswith("status:"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def _report_rows(exp: DomainExplanation) -> list[tuple[str, str, str, str]]:
+    """(policy-type, result-type or 'successful', mx, address) per session the sender would record."""
+    rows = []
+    for host in exp.hosts:
+        for address in host.addresses:
+            outcome = address.outcome
+            if outcome is None:
+                continue
+            result = outcome.reason.value if outcome.reason else "successful"
+            rows.append((outcome.policy_type.value, result, host.host, address.address))
+    return rows
+
+
+def _write_report(exp: DomainExplanation, w: Callable[[str], object]) -> None:
+    if not exp.probed:
+        return
+    rows = _report_rows(exp)
+    failure = exp.sts.result.reason
+    if failure is not None:
+        w(f"TLS-RPT  policy-type sts: discovery failure {failure.value} (RFC 8460 §4.3.2.2)\n")
+    for policy_type in sorted({r[0] for r in rows}):
+        mine = [r for r in rows if r[0] == policy_type]
+        ok = sum(1 for r in mine if r[1] == "successful")
+        w(
+            f"TLS-RPT  policy-type {policy_type}: {ok} successful, "
+            f"{len(mine) - ok} failed session(s)\n"
+        )
+        for _, result, mx_host, address in mine:
+            if result != "successful":
+                w(f"           {result}: receiving-mx-hostname {mx_host}, receiving-ip {address}\n")
+    if not rows and failure is None:
+        w("TLS-RPT  no session to record (no MX was tried)\n")
+
+
+def _short(text: str, limit: int = 72) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _result(result: CheckResult) -> str:
+    if result.ok:
+        return "ok" + (f" ({result.detail})" if result.detail else "")
+    reason = result.reason.value if result.reason else "failed"
+    return f"{reason}: {result.detail}"
+
+
+def _check_json(result: CheckResult | None) -> dict[str, object] | None:
+    if result is None:
+        return None
+    return {
+        "ok": result.ok,
+        "reason": result.reason.value if result.reason else None,
+        "detail": result.detail,
+    }
+
+
+def _outcome_json(outcome: SessionOutcome | None) -> dict[str, object] | None:
+    if outcome is None:
+        return None
+    return {
+        "deliver": outcome.deliver,
+        "reason": outcome.reason.value if outcome.reason else None,
+        "policy_type": outcome.policy_type.value,
+        "requiretls_failure": (
+            outcome.requiretls_failure.value if outcome.requiretls_failure else None
+        ),
+        "status": outcome.requiretls_failure.status if outcome.requiretls_failure else None,
+        "use_requiretls_parameter": outcome.use_requiretls_parameter,
+        "detail": outcome.detail,
+    }
+
+
+def _requirement_json(req: TransportRequirement) -> dict[str, object]:
+    return {
+        "kind": req.kind.value,
+        "usable": req.usable,
+        "reason": req.reason.value if req.reason else None,
+        "tls_required": req.tls_required,
+        "authentication": req.authentication.value,
+        "policy_type": req.policy_type.value,
+        "sts_mx_match": req.sts_mx_match,
+        "detail": req.detail,
+    }
+
+
+def _explanation_json(exp: DomainExplanation) -> dict[str, object]:
+    policy = exp.sts.policy
+    entry = exp.sts.entry
+    hosts = []
+    for host in exp.hosts:
+        rt = host.requirement_requiretls
+        hosts.append(
+            {
+                "host": host.host,
+                "preference": host.preference,
+                "addresses": list(host.address_list),
+                "address_security": [
+                    a.security.value for a in (host.a, host.aaaa) if a is not None
+                ],
+                "dane": None
+                if host.dane is None
+                else {
+                    "state": host.dane.state.value,
+                    "detail": host.dane.detail,
+                    "records": list(host.requirement.tlsa_records),
+                },
+                "requirement": _requirement_json(host.requirement),
+                "requiretls": None
+                if rt.requiretls is None
+                else {
+                    "mx_validated": rt.requiretls.mx_validated,
+                    "authentication": rt.requiretls.authentication.value,
+                },
+                "probes": [
+                    {
+                        "address": a.address,
+                        "skipped": a.skipped or None,
+                        "outcome": a.probe.outcome.value if a.probe else None,
+                        "tls_version": a.probe.tls_version if a.probe else None,
+                        "requiretls_offered": a.probe.requiretls_offered if a.probe else None,
+                        "webpki": _check_json(a.check.webpki) if a.check else None,
+                        "dane": _check_json(a.check.dane) if a.check else None,
+                        "judged": _outcome_json(a.outcome),
+                        "judged_requiretls": _outcome_json(a.outcome_requiretls),
+                    }
+                    for a in host.addresses
+                ],
+            }
+        )
+    conclusion = exp.conclusion
+    return {
+        "domain": exp.domain,
+        "checked_at": _time(exp.now),
+        "protected": exp.protected,
+        "why": _protection_reason(exp),
+        "mx": {
+            "security": exp.mx.security.value,
+            "failed": exp.mx.failed,
+            "null": exp.mx.null,
+            "implicit": exp.mx.implicit,
+            "why": exp.mx.why or None,
+            "hosts": [{"preference": h.preference, "host": h.host} for h in exp.mx.hosts],
+        },
+        "mta_sts": {
+            "record": None if exp.sts_record is None else {"id": exp.sts_record.id},
+            "policy": None
+            if policy is None
+            else {
+                "mode": policy.mode.value,
+                "mx": list(policy.mx),
+                "max_age": policy.max_age,
+                "url": policy_url(exp.domain),
+            },
+            "failure": _check_json(exp.sts.result) if not exp.sts.result.ok else None,
+            "cached": None
+            if entry is None
+            else {
+                "policy_id": entry.policy_id,
+                "fetched_at": _time(entry.fetched_at),
+                "expires_at": _time(entry.expires_at),
+            },
+        },
+        "hosts": hosts,
+        "probed": exp.probed,
+        "delivered": exp.delivered,
+        "delivered_requiretls": exp.delivered_requiretls,
+        "requiretls_conclusion": None
+        if conclusion is None
+        else {
+            "verdict": conclusion.verdict.value,
+            "status": conclusion.status,
+            "dsn_status": _dsn_status(exp.dsn.content) if exp.dsn is not None else None,
+            "detail": conclusion.detail,
+        },
+        "tls_report_sessions": [
+            {"policy_type": p, "result_type": r, "mx_host": m, "receiving_ip": a}
+            for p, r, m, a in _report_rows(exp)
+        ],
+    }

@@ -4,8 +4,9 @@
 clock=None, sts=None)``: each ``None`` builds the default. The resolver, the
 clock, the HTTP client and the policy cache are used (MTA-STS discovery:
 :meth:`MtaSecure.sts_policy`, :meth:`MtaSecure.sts_lookup`,
-:meth:`MtaSecure.sts_decision`); the SMTP connector and report store are
-accepted and kept for the features that need them.
+:meth:`MtaSecure.sts_decision`), and the SMTP connector
+(:meth:`MtaSecure.check_mx`); the report store is accepted and kept for the
+features that need it.
 
 MTA-STS discovery (RFC 8461 §3–§5) is planned by the core
 (:func:`mtasecure.sts.plan_refresh`, :func:`mtasecure.sts.plan_after_fetch`,
@@ -27,14 +28,22 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from mtasecure._http import HttpResponse
+from mtasecure._mxcheck import (
+    MxAddressCheck,
+    MxCheck,
+    check_session,
+    plan_address_dane,
+    weakest_security,
+)
 from mtasecure._names import normalize_host
-from mtasecure.dane import plan_dane
+from mtasecure.certs import TrustStore
+from mtasecure.dane import DanePolicy, DaneState, plan_dane
 from mtasecure.decision import DeliveryPlan, MxCandidate, StsState, TlsaState, plan
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import DnsError, HttpError, StoreError, TransportError, UsageError
 from mtasecure.mx import MxSet, parse_mx
 from mtasecure.requiretls import MessageFlags
-from mtasecure.results import CheckResult
+from mtasecure.results import CheckResult, FailureReason
 from mtasecure.sts import (
     DEFAULT_FETCH_TIMEOUT,
     MAX_POLICY_BYTES,
@@ -73,10 +82,21 @@ from mtasecure.transport import (
     MemoryPolicyCache,
     PolicyCache,
     Resolver,
+    SmtpConnector,
     SystemClock,
 )
+from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
+from mtasecure.transport.trust import load_system_trust_store
 
-__all__ = ["DEFAULT_POLICY_PORT", "MAX_TRACKED_DOMAINS", "MtaSecure", "StsLookup", "StsSettings"]
+__all__ = [
+    "DEFAULT_POLICY_PORT",
+    "MAX_TRACKED_DOMAINS",
+    "MtaSecure",
+    "MxAddressCheck",
+    "MxCheck",
+    "StsLookup",
+    "StsSettings",
+]
 
 DEFAULT_POLICY_PORT = 443
 """The port policies are fetched from (RFC 8461 §3.3: HTTPS, so 443)."""
@@ -155,7 +175,8 @@ class MtaSecure:
             :class:`~mtasecure.transport.DnsResolver` on the system's
             nameservers (only loopback ones trusted for DNSSEC).
         http: an :class:`~mtasecure.transport.HttpClient` (kept for MTA-STS).
-        smtp: an SMTP connector (kept for the SMTP probe).
+        smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
+            an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
         cache: a :class:`~mtasecure.transport.PolicyCache`; ``None`` keeps
             policies in memory only. A persistent cache gets an in-memory
             front (reads go to it only on a miss; writes go to both).
@@ -172,7 +193,7 @@ class MtaSecure:
         *,
         resolver: Resolver | None = None,
         http: HttpClient | None = None,
-        smtp: Any = None,
+        smtp: SmtpConnector | None = None,
         cache: PolicyCache | None = None,
         store: Any = None,
         clock: Clock | None = None,
@@ -184,7 +205,8 @@ class MtaSecure:
             self._owned.append(resolver)
         self.resolver: Resolver = resolver
         self._http = http
-        self.smtp = smtp
+        self.smtp: SmtpConnector = smtp if smtp is not None else AsyncioSmtpConnector()
+        self._trust: TrustStore | None = None
         self.cache = cache
         self.store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -300,6 +322,107 @@ class MtaSecure:
         return MxCandidate.from_dane(
             host, preference, plan_dane(tlsa, True, next_hop=domain), implicit=mx_set.implicit
         )
+
+    async def check_mx(
+        self,
+        domain: str,
+        mx: str,
+        *,
+        port: int = SMTP_PORT,
+        trust: TrustStore | None = None,
+    ) -> MxCheck:
+        """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4).
+
+        Steps: the domain's MX answer (a bogus or failed one means the MX must
+        not be used, an insecure one that lists ``mx`` means DANE does not
+        apply, RFC 7672 §2.2.1; a secure one that lists it adds the domain to
+        the DANE-TA reference names, §3.2.2; an ``mx`` not listed is checked
+        as a configured relay, §2.2.2); the A and
+        AAAA records of ``mx``; the TLSA records at ``_<port>._tcp.<mx>`` when
+        the address records are secure (RFC 7672 §2.2.2); then a STARTTLS
+        probe of every address, each judged by the WebPKI and DANE checks.
+        Nothing is probed when DANE says the MX must not be used (a bogus or
+        failed lookup, RFC 7672 §2.1.1). The MTA-STS decision (RFC 8461 §4)
+        joins here with the policy work; DANE, when it applies, comes first.
+
+        Args:
+            domain: the next-hop (recipient) domain.
+            mx: the MX host to check.
+            port: the SMTP port (25 unless testing).
+            trust: the WebPKI trust anchors; ``None`` loads the system store
+                once per client.
+
+        Raises:
+            NameSyntaxError: ``domain`` or ``mx`` is not a host name.
+        """
+        name = normalize_host(domain)
+        host = normalize_host(mx)
+        mx_set, a, aaaa = await asyncio.gather(
+            self.resolve_mx(name),
+            self.resolver.resolve(host, "A"),
+            self.resolver.resolve(host, "AAAA"),
+        )
+        listed = any(h.host == host for h in mx_set.hosts)
+        policy = _plan_mx_set_dane(mx_set, host, listed, port) or plan_address_dane(
+            host, (a, aaaa), port=port
+        )
+        if policy is None:
+            mx_secure = listed and mx_set.security is Security.SECURE
+            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
+        addresses = (*a.records, *aaaa.records)
+        common: dict[str, Any] = {
+            "domain": name,
+            "mx": host,
+            "port": port,
+            "mx_security": mx_set.security,
+            "address_security": weakest_security((a, aaaa)),
+            "addresses": addresses,
+            "dane_policy": policy,
+        }
+        if not policy.may_connect:
+            return MxCheck(detail=policy.detail, **common)
+        if not addresses:
+            return MxCheck(detail=f"{host} has no address record", **common)
+        # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1); it differs
+        # from the MX name only when a secure CNAME was followed (§2.2.3).
+        sni = policy.base_domain if policy.requires_tls else host
+        probes = await asyncio.gather(
+            *(self.smtp.probe(sni, address, port=port) for address in addresses)
+        )
+        now = self.clock.now()
+        anchors = trust if trust is not None else self._system_trust()
+        checks = tuple(check_session(p, policy, host=host, now=now, trust=anchors) for p in probes)
+        return MxCheck(checks=checks, **common)
+
+    async def _plan_tlsa(
+        self,
+        host: str,
+        addresses: tuple[DnsAnswer, ...],
+        mx_secure: bool,
+        next_hop: str,
+        port: int,
+    ) -> DanePolicy:
+        """Try the candidate TLSA base domains in order (RFC 7672 §2.2.3).
+
+        When the host is an alias with a secure expansion, the expanded name
+        comes first, then the host name; the first to give a secure TLSA
+        RRset (usable or not), or a failed lookup, decides.
+        """
+        expanded = {a.final_name for a in addresses if a.records}
+        candidates = [*sorted(expanded - {host}), host] if len(expanded) == 1 else [host]
+        policy: DanePolicy | None = None
+        for base in candidates:
+            tlsa = await self.resolver.resolve(f"_{port}._tcp.{base}", "TLSA")
+            policy = plan_dane(tlsa, mx_secure, next_hop=next_hop)
+            if policy.state not in (DaneState.NO_TLSA, DaneState.INSECURE):
+                return policy
+        assert policy is not None  # candidates always holds the host itself
+        return policy
+
+    def _system_trust(self) -> TrustStore:
+        if self._trust is None:
+            self._trust = load_system_trust_store()
+        return self._trust
 
     # --- MTA-STS (RFC 8461 §3-§5) -------------------------------------------
 
@@ -562,3 +685,25 @@ def _bounded_set(table: dict[str, Any], key: str, value: Any) -> None:
         for old in list(table)[: MAX_TRACKED_DOMAINS // 10]:
             del table[old]
     table[key] = value
+
+
+def _plan_mx_set_dane(mx_set: MxSet, host: str, listed: bool, port: int) -> DanePolicy | None:
+    """What the domain's MX answer alone says about DANE for ``host`` (RFC 7672 §2.2.1)."""
+    common: dict[str, Any] = {"base_domain": host, "port": port, "reference_names": (host,)}
+    if mx_set.failed or mx_set.security in (Security.BOGUS, Security.INDETERMINATE):
+        return DanePolicy(
+            state=DaneState.FAILED,
+            reason=FailureReason.DNSSEC_INVALID,
+            detail=f"MX lookup for {mx_set.domain} is {mx_set.security}"
+            f"{': ' + mx_set.why if mx_set.why else ''}; the MX must not be used "
+            "(RFC 7672 §2.2.1)",
+            **common,
+        )
+    if listed and mx_set.security is Security.INSECURE:
+        return DanePolicy(
+            state=DaneState.INSECURE,
+            detail=f"the MX RRset of {mx_set.domain} is insecure: DANE does not apply "
+            "(RFC 7672 §2.2.1)",
+            **common,
+        )
+    return None

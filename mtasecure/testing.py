@@ -6,6 +6,9 @@
   you annotate.
 * :class:`FrozenClock` — a :class:`~mtasecure.transport.Clock` that only moves
   when told to.
+* :class:`FakeSmtp` — an :class:`~mtasecure.transport.SmtpConnector` that
+  answers probes from a script per ``(host, port)`` (defined in
+  ``mtasecure._fakesmtp``).
 
 The zone text format, one entry per line (``;`` starts a comment outside
 quotes)::
@@ -47,7 +50,7 @@ from mtasecure._resolution import MAX_CNAME_CHAIN, combine_security
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import UsageError
 
-__all__ = ["DEFAULT_FAKE_TTL", "FakeResolver", "FrozenClock"]
+__all__ = ["DEFAULT_FAKE_TTL", "FakeResolver", "FakeSmtp", "FrozenClock"]
 
 DEFAULT_FAKE_TTL = 300
 """TTL of fake records, and of negative answers, when none is given."""
@@ -322,4 +325,10 @@ def _aware(value: datetime | str) -> datetime:
 from mtasecure.transport._fakehttp import FakeHttpClient  # noqa: E402
 
 __all__ += ["FakeHttpClient"]
+__all__.sort()
+
+from mtasecure._fakesmtp import FakeSmtp  # noqa: E402 - the SMTP probe fake (issue 5)
+from mtasecure._world import World  # noqa: E402 - the world file that drives every fake
+
+__all__ += ["World"]
 __all__.sort()

@@ -39,6 +39,7 @@ PUBLIC_MODULES = [
     "mtasecure.results",
     "mtasecure.sts",
     "mtasecure.testing",
+    "mtasecure.tlsrpt",
     "mtasecure.transport",
     "mtasecure.transport.http",
     "mtasecure.transport.memcache",

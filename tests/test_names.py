@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mtasecure import _names
@@ -152,3 +153,56 @@ def test_only_parse_errors_escape_the_pattern_normaliser(text: str) -> None:
     except ParseError:
         return
     assert normalize_pattern(result) == result
+
+
+_REFERENCE_LDH = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
+    re.ASCII,
+)
+
+
+def _reference_normalize(name: str) -> str:
+    """normalize_host as first written: one structured regex picks the fast path."""
+    name = name.removesuffix(".")
+    if _REFERENCE_LDH.fullmatch(name) and "xn--" not in name.lower():
+        host = name.lower()
+    else:
+        host = _names._normalize_slow(name)
+    if len(host) > _names.MAX_NAME_LENGTH:
+        raise NameSyntaxError("too long")
+    if re.fullmatch(r"[0-9]+", host.rpartition(".")[2]):
+        raise NameSyntaxError("numeric")
+    return host
+
+
+_LDHISH_LABEL = st.one_of(
+    st.text(alphabet="aZ0-", max_size=5),
+    st.sampled_from(["a" * 63, "a" * 64, "b" * 62, "xn--bcher-kva", "xN--a", "é", "a_b", "9"]),
+)
+
+
+@given(
+    st.lists(_LDHISH_LABEL, min_size=1, max_size=6).map(".".join),
+    st.sampled_from(["", ".", ".."]),
+)
+@example("x.-b.example", "")
+@example("x.b-.example", "")
+@example("-x.example", "")
+@example("x-.example", ".")
+@example("x..example", "")
+@example("x.example", "..")
+@example("x." + "a" * 64, "")
+@example("ab--cd.example", "")
+@example("x.example.123", "")
+def test_fast_path_accepts_exactly_the_ldh_names(name: str, dots: str) -> None:
+    text = name + dots
+    try:
+        expected: str | None = _reference_normalize(text)
+    except NameSyntaxError:
+        expected = None
+    try:
+        got: str | None = normalize_host(text)
+    except NameSyntaxError:
+        got = None
+    assert got == expected

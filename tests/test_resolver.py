@@ -80,15 +80,26 @@ SOA = "example. 3600 IN SOA ns.example. h.example. 1 3600 900 604800 120"
 
 
 def test_pinned_transport_all() -> None:
+    # With the SMTP probe's value types (issue 5) and the report protocols (issue 7).
     assert mtasecure.transport.__all__ == [
         "BulkResolver",
         "Clock",
         "DnsResolver",
+        "EhloKeyword",
+        "EhloResponse",
         "HttpClient",
+        "MailSubmitter",
         "MemoryPolicyCache",
         "Nameserver",
         "PolicyCache",
+        "ProbeOutcome",
+        "ProbeResult",
+        "ProbeStage",
+        "ReportStore",
         "Resolver",
+        "SmtpConnector",
+        "SmtpReply",
+        "StepTiming",
         "SystemClock",
         "system_nameservers",
     ]

@@ -40,7 +40,9 @@ def test_pinned_all() -> None:
         "DEFAULT_FAKE_TTL",
         "FakeHttpClient",
         "FakeResolver",
+        "FakeSmtp",
         "FrozenClock",
+        "World",
     ]
 
 

@@ -10,8 +10,25 @@ limits (timeouts, retries, in-flight bound) are named constants in
 
 from __future__ import annotations
 
+from mtasecure._smtpwire import (
+    EhloKeyword,
+    EhloResponse,
+    ProbeOutcome,
+    ProbeResult,
+    ProbeStage,
+    SmtpReply,
+    StepTiming,
+)
 from mtasecure.transport._clock import SystemClock
-from mtasecure.transport._protocols import Clock, HttpClient, PolicyCache, Resolver
+from mtasecure.transport._protocols import (
+    Clock,
+    HttpClient,
+    MailSubmitter,
+    PolicyCache,
+    ReportStore,
+    Resolver,
+    SmtpConnector,
+)
 from mtasecure.transport.memcache import MemoryPolicyCache
 from mtasecure.transport.resolver import (
     BulkResolver,
@@ -24,11 +41,21 @@ __all__ = [
     "BulkResolver",
     "Clock",
     "DnsResolver",
+    "EhloKeyword",
+    "EhloResponse",
     "HttpClient",
+    "MailSubmitter",
     "MemoryPolicyCache",
     "Nameserver",
     "PolicyCache",
+    "ProbeOutcome",
+    "ProbeResult",
+    "ProbeStage",
+    "ReportStore",
     "Resolver",
+    "SmtpConnector",
+    "SmtpReply",
+    "StepTiming",
     "SystemClock",
     "system_nameservers",
 ]

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mtasecure._http import HttpResponse
+from mtasecure._smtpwire import ProbeResult
 from mtasecure.dnssec import DnsAnswer
 from mtasecure.sts._cache import CachedPolicy
 
-__all__ = ["Clock", "HttpClient", "PolicyCache", "Resolver"]
+if TYPE_CHECKING:
+    from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
+
+__all__ = [
+    "Clock",
+    "HttpClient",
+    "MailSubmitter",
+    "PolicyCache",
+    "ReportStore",
+    "Resolver",
+    "SmtpConnector",
+]
 
 
 @runtime_checkable
@@ -104,4 +117,89 @@ class PolicyCache(Protocol):
 
     async def aclose(self) -> None:
         """Release the store's resources; idempotent."""
+        ...
+
+
+@runtime_checkable
+class SmtpConnector(Protocol):
+    """Opens an SMTP session to one MX address and reports what it saw (RFC 3207).
+
+    The default is :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`;
+    tests use :class:`~mtasecure.testing.FakeSmtp`.
+    """
+
+    async def probe(self, host: str, address: str, *, port: int = 25) -> ProbeResult:
+        """Connect to ``address``, greet, EHLO, STARTTLS with SNI ``host``, EHLO, QUIT.
+
+        Whatever the server does is a :class:`~mtasecure.transport.ProbeResult`
+        (its ``outcome`` says what happened), never an exception. Raises
+        :class:`~mtasecure.errors.UsageError` only for bad arguments.
+        """
+        ...
+
+
+@runtime_checkable
+class ReportStore(Protocol):
+    """Where TLS-RPT session results live until their reports are sent (RFC 8460 §4).
+
+    One store may be shared by a fleet of MTAs (Redis, PostgreSQL), so that
+    one report per policy domain and window is sent for the whole fleet.
+
+    Raises (every method):
+        StoreError: the store could not be read or written; nothing was
+            half-applied.
+    """
+
+    async def add(self, batch: ResultBatch) -> bool:
+        """Add a batch of counts atomically and at most once.
+
+        Returns ``False`` (and changes nothing) when a batch with the same
+        ``batch_id`` was already added, so a retried add never double-counts.
+        """
+        ...
+
+    async def load(self, window: ReportWindow) -> WindowResults:
+        """Everything added for ``window``, summed."""
+        ...
+
+    async def windows(self) -> tuple[ReportWindow, ...]:
+        """The windows that hold results, oldest first."""
+        ...
+
+    async def claim(self, window: ReportWindow, owner: str, *, now: datetime, lease: float) -> bool:
+        """Take the job of sending ``window``'s reports for ``lease`` seconds.
+
+        True when ``owner`` holds the claim (it was free, had lapsed, or was
+        already ``owner``'s); a fleet member that gets ``False`` leaves the
+        window to the holder.
+        """
+        ...
+
+    async def mark_sent(self, window: ReportWindow, policy_domain: str, report_id: str) -> None:
+        """Remember that ``policy_domain``'s report for ``window`` was delivered."""
+        ...
+
+    async def sent(self, window: ReportWindow) -> frozenset[str]:
+        """The policy domains whose report for ``window`` was delivered."""
+        ...
+
+    async def prune(self, window: ReportWindow) -> None:
+        """Forget ``window``: its results, claim and sent marks."""
+        ...
+
+
+@runtime_checkable
+class MailSubmitter(Protocol):
+    """Hands a finished message to a mail system (RFC 6409 submission, a local MTA, ...).
+
+    Used for ``mailto:`` report delivery (RFC 8460 §5.3).
+    """
+
+    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> None:
+        """Submit ``message`` (CRLF line ends) for ``recipients`` with envelope ``sender``.
+
+        Raises:
+            SmtpError: the submission was refused or did not complete.
+            TransportTimeout: it did not complete in the submitter's time limit.
+        """
         ...
