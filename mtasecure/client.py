@@ -31,14 +31,22 @@ from mtasecure._http import HttpResponse
 from mtasecure._mxcheck import (
     MxAddressCheck,
     MxCheck,
+    MxDane,
     check_session,
+    judge_check,
     plan_address_dane,
     weakest_security,
 )
 from mtasecure._names import normalize_host
 from mtasecure.certs import TrustStore
 from mtasecure.dane import DanePolicy, DaneState, plan_dane
-from mtasecure.decision import DeliveryPlan, MxCandidate, StsState, TlsaState, plan
+from mtasecure.decision import (
+    STS_DISCOVERY_FAILURES,
+    DeliveryPlan,
+    MxCandidate,
+    StsState,
+    plan,
+)
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import DnsError, HttpError, StoreError, TransportError, UsageError
 from mtasecure.mx import MxSet, parse_mx
@@ -94,6 +102,7 @@ __all__ = [
     "MtaSecure",
     "MxAddressCheck",
     "MxCheck",
+    "MxDane",
     "StsLookup",
     "StsSettings",
 ]
@@ -165,6 +174,23 @@ class StsLookup(BaseModel):
     entry: CachedPolicy | None = None
     result: CheckResult = CheckResult.passed()
     excluded: bool = False
+
+    @property
+    def state(self) -> StsState:
+        """What :func:`mtasecure.decision.plan` is given for this lookup.
+
+        The policy in force (fresh, or cached after a failed fetch: RFC 8461
+        §3.3, §5.1) with the discovery failure to report (RFC 8460
+        §4.3.2.2); no policy, with the failure, when nothing valid is cached;
+        no policy and nothing to report for an excluded domain.
+        """
+        if self.excluded:
+            return StsState()
+        reason = self.result.reason
+        failure = reason if reason in STS_DISCOVERY_FAILURES else None
+        if self.policy is None:
+            return StsState(failure=failure)
+        return StsState.of(self.policy, failure=failure)
 
 
 class MtaSecure:
@@ -264,22 +290,22 @@ class MtaSecure:
         message_flags: MessageFlags | None = None,
         *,
         sts: StsState | StsPolicy | None = None,
-        port: int = 25,
+        port: int = SMTP_PORT,
     ) -> DeliveryPlan:
         """What each MX session for a message to ``domain`` must prove (``mtasecure.decision``).
 
-        Looks up the MX set and, for the hosts of a DNSSEC-``secure`` MX set,
-        their addresses and then their TLSA records (RFC 7672 §2.2.2: address
-        records first; an ``insecure`` address answer means no TLSA lookup; a
-        failed or ``bogus`` one makes the host unusable, §2.1.2), and hands it
-        all to :func:`mtasecure.decision.plan`.
+        Looks up the MX set, then for each host of a DNSSEC-``secure`` MX set
+        its DANE state (:meth:`resolve_dane`: address records first, then
+        the TLSA records, RFC 7672 §2.2.2, §2.2.3), and the domain's MTA-STS
+        policy (:meth:`sts_lookup`: cache, refresh and the exclusion list,
+        RFC 8461 §3-§5), and hands it all to :func:`mtasecure.decision.plan`
+        (DANE before MTA-STS, RFC 8461 §2).
 
         Args:
             domain: the recipient domain.
             message_flags: from :func:`mtasecure.requiretls.flag_message`.
-            sts: the domain's MTA-STS state (or its policy). MTA-STS discovery
-                and fetching are not part of this facade yet, so the caller
-                supplies it; ``None`` means no policy.
+            sts: an MTA-STS state (or policy) to use instead of discovering
+                it; ``None`` runs discovery.
             port: the SMTP port, for the ``_<port>._tcp`` TLSA name.
 
         Raises:
@@ -287,8 +313,12 @@ class MtaSecure:
             ParseError: the resolver returned MX records that cannot be read.
         """
         name = normalize_host(domain)
-        state = StsState.of(sts) if isinstance(sts, StsPolicy) else sts
-        mx_set = await self.resolve_mx(name)
+        if sts is None:
+            mx_set, lookup = await asyncio.gather(self.resolve_mx(name), self.sts_lookup(name))
+            state = lookup.state
+        else:
+            mx_set = await self.resolve_mx(name)
+            state = StsState.of(sts) if isinstance(sts, StsPolicy) else sts
         if mx_set.failed:
             return plan(
                 name,
@@ -298,30 +328,67 @@ class MtaSecure:
                 flags=message_flags,
                 mx_lookup_failed=True,
             )
-        candidates = await asyncio.gather(
-            *(self._mx_candidate(name, h.host, h.preference, mx_set, port) for h in mx_set.hosts)
+        found = await asyncio.gather(
+            *(self.resolve_dane(name, h.host, mx_set=mx_set, port=port) for h in mx_set.hosts)
         )
+        candidates = [
+            MxCandidate.from_dane(h.host, h.preference, d.policy, implicit=mx_set.implicit)
+            for h, d in zip(mx_set.hosts, found, strict=True)
+        ]
         return plan(
             name, mx_security=mx_set.security, mx=candidates, sts=state, flags=message_flags
         )
 
-    async def _mx_candidate(
-        self, domain: str, host: str, preference: int, mx_set: MxSet, port: int
-    ) -> MxCandidate:
-        base = MxCandidate(host=host, preference=preference, implicit=mx_set.implicit)
-        if mx_set.security is not Security.SECURE:
-            return base  # DANE only for a secure MX set (mtasecure.decision, RFC 7672 §2.2.1)
-        address = await self.resolver.resolve(host, "A")
-        if not address.failed and not address.records and address.security is Security.SECURE:
-            address = await self.resolver.resolve(host, "AAAA")
-        if address.failed or address.security in (Security.BOGUS, Security.INDETERMINATE):
-            return base.model_copy(update={"tlsa": TlsaState.FAILED})
-        if address.security is not Security.SECURE or not address.records:
-            return base
-        tlsa = await self.resolver.resolve(f"_{port}._tcp.{host}", "TLSA")
-        return MxCandidate.from_dane(
-            host, preference, plan_dane(tlsa, True, next_hop=domain), implicit=mx_set.implicit
-        )
+    async def resolve_dane(
+        self,
+        domain: str,
+        mx: str,
+        *,
+        mx_set: MxSet | None = None,
+        addresses: tuple[DnsAnswer, DnsAnswer] | None = None,
+        port: int = SMTP_PORT,
+    ) -> MxDane:
+        """What DANE requires of ``mx``, one MX host of ``domain`` (RFC 7672 §2.2).
+
+        The domain's MX answer decides first: bogus or failed means the MX
+        must not be used; insecure, with ``mx`` listed, means DANE does not
+        apply and nothing more is looked up (RFC 7672 §2.2.1). Otherwise the
+        A and AAAA records of ``mx`` (RFC 7672 §2.2.2: insecure ones mean no
+        TLSA lookup; bogus or failed ones make the MX unusable), then the
+        TLSA records at ``_<port>._tcp`` of the candidate base domains: a
+        secure alias's expansion first, then ``mx`` itself (§2.2.3). An
+        ``mx`` that the MX set does not list is checked as a configured
+        relay; a secure MX set that lists it makes ``domain`` a DANE-TA
+        reference name (§3.2.2).
+
+        Args:
+            domain: the next-hop (recipient) domain.
+            mx: the MX host.
+            mx_set: the domain's MX set, if already resolved.
+            addresses: the A and AAAA answers of ``mx``, if already resolved.
+            port: the SMTP port.
+
+        Raises:
+            NameSyntaxError: ``domain`` or ``mx`` is not a host name.
+        """
+        name = normalize_host(domain)
+        host = normalize_host(mx)
+        if mx_set is None:
+            mx_set = await self.resolve_mx(name)
+        listed = any(h.host == host for h in mx_set.hosts)
+        policy = _plan_mx_set_dane(mx_set, host, listed, port)
+        if policy is not None and addresses is None:
+            return MxDane(host=host, policy=policy)
+        if addresses is None:
+            addresses = await asyncio.gather(
+                self.resolver.resolve(host, "A"), self.resolver.resolve(host, "AAAA")
+            )
+        a, aaaa = addresses
+        policy = policy or plan_address_dane(host, (a, aaaa), port=port)
+        if policy is None:
+            mx_secure = listed and mx_set.security is Security.SECURE
+            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
+        return MxDane(host=host, a=a, aaaa=aaaa, policy=policy)
 
     async def check_mx(
         self,
@@ -330,20 +397,21 @@ class MtaSecure:
         *,
         port: int = SMTP_PORT,
         trust: TrustStore | None = None,
+        message_flags: MessageFlags | None = None,
+        sts: StsState | StsPolicy | None = None,
     ) -> MxCheck:
-        """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4).
+        """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4, §5).
 
-        Steps: the domain's MX answer (a bogus or failed one means the MX must
-        not be used, an insecure one that lists ``mx`` means DANE does not
-        apply, RFC 7672 §2.2.1; a secure one that lists it adds the domain to
-        the DANE-TA reference names, §3.2.2; an ``mx`` not listed is checked
-        as a configured relay, §2.2.2); the A and
-        AAAA records of ``mx``; the TLSA records at ``_<port>._tcp.<mx>`` when
-        the address records are secure (RFC 7672 §2.2.2); then a STARTTLS
-        probe of every address, each judged by the WebPKI and DANE checks.
-        Nothing is probed when DANE says the MX must not be used (a bogus or
-        failed lookup, RFC 7672 §2.1.1). The MTA-STS decision (RFC 8461 §4)
-        joins here with the policy work; DANE, when it applies, comes first.
+        Steps: the DANE state of ``mx`` (:meth:`resolve_dane`: the domain's MX
+        answer, the A and AAAA records, the TLSA records; RFC 7672 §2.2) and
+        the domain's MTA-STS state (:meth:`sts_lookup`, exclusions honoured,
+        RFC 8461 §3-§5), combined by :func:`mtasecure.decision.plan` into the
+        MX's requirement (DANE before MTA-STS, RFC 8461 §2); then a STARTTLS
+        probe of every address, each checked by WebPKI and DANE and judged
+        against the requirement (:func:`mtasecure.decision.judge`): deliver
+        or not, and the RFC 8460 result type to report. Nothing is probed
+        when the MX must not be used (a bogus or failed lookup, RFC 7672
+        §2.1.1; an MX outside an ``enforce`` policy, RFC 8461 §4.1).
 
         Args:
             domain: the next-hop (recipient) domain.
@@ -351,36 +419,68 @@ class MtaSecure:
             port: the SMTP port (25 unless testing).
             trust: the WebPKI trust anchors; ``None`` loads the system store
                 once per client.
+            message_flags: the message the sessions are judged for; ``None``
+                means an ordinary message.
+            sts: an MTA-STS state (or policy) to use instead of discovering it.
 
         Raises:
             NameSyntaxError: ``domain`` or ``mx`` is not a host name.
         """
         name = normalize_host(domain)
         host = normalize_host(mx)
-        mx_set, a, aaaa = await asyncio.gather(
-            self.resolve_mx(name),
-            self.resolver.resolve(host, "A"),
-            self.resolver.resolve(host, "AAAA"),
-        )
-        listed = any(h.host == host for h in mx_set.hosts)
-        policy = _plan_mx_set_dane(mx_set, host, listed, port) or plan_address_dane(
-            host, (a, aaaa), port=port
-        )
-        if policy is None:
-            mx_secure = listed and mx_set.security is Security.SECURE
-            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
+        if sts is None:
+            mx_set, a, aaaa, lookup = await asyncio.gather(
+                self.resolve_mx(name),
+                self.resolver.resolve(host, "A"),
+                self.resolver.resolve(host, "AAAA"),
+                self.sts_lookup(name),
+            )
+            state = lookup.state
+        else:
+            mx_set, a, aaaa = await asyncio.gather(
+                self.resolve_mx(name),
+                self.resolver.resolve(host, "A"),
+                self.resolver.resolve(host, "AAAA"),
+            )
+            state = StsState.of(sts) if isinstance(sts, StsPolicy) else sts
+        dane = await self.resolve_dane(name, host, mx_set=mx_set, addresses=(a, aaaa), port=port)
+        policy = dane.policy
+        address_security = weakest_security((a, aaaa))
+        listed = next((h for h in mx_set.hosts if h.host == host), None)
+        # A host that a working MX set does not list is a configured relay: its
+        # own address records stand in for the MX lookup (RFC 7672 §2.2.2).
+        relay = listed is None and not mx_set.failed
+        requirement = plan(
+            name,
+            mx_security=address_security if relay else mx_set.security,
+            mx=[
+                MxCandidate.from_dane(
+                    host,
+                    listed.preference if listed is not None else 0,
+                    policy,
+                    implicit=mx_set.implicit and listed is not None,
+                )
+            ],
+            sts=state,
+            flags=message_flags,
+            mx_lookup_failed=mx_set.failed,
+        ).requirements[0]
         addresses = (*a.records, *aaaa.records)
         common: dict[str, Any] = {
             "domain": name,
             "mx": host,
             "port": port,
             "mx_security": mx_set.security,
-            "address_security": weakest_security((a, aaaa)),
+            "address_security": address_security,
             "addresses": addresses,
             "dane_policy": policy,
+            "sts": state,
+            "requirement": requirement,
         }
         if not policy.may_connect:
             return MxCheck(detail=policy.detail, **common)
+        if not requirement.usable:
+            return MxCheck(detail=requirement.detail, **common)
         if not addresses:
             return MxCheck(detail=f"{host} has no address record", **common)
         # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1); it differs
@@ -391,7 +491,12 @@ class MtaSecure:
         )
         now = self.clock.now()
         anchors = trust if trust is not None else self._system_trust()
-        checks = tuple(check_session(p, policy, host=host, now=now, trust=anchors) for p in probes)
+        checks = tuple(
+            judge_check(
+                check_session(p, policy, host=host, now=now, trust=anchors), requirement, host=host
+            )
+            for p in probes
+        )
         return MxCheck(checks=checks, **common)
 
     async def _plan_tlsa(
