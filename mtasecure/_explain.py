@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mtasecure._mxcheck import MxAddressCheck, check_session, plan_address_dane
+from mtasecure._mxcheck import MxAddressCheck, check_session
 from mtasecure._smtpwire import ProbeOutcome, ProbeResult
 from mtasecure.certs import TrustStore
 from mtasecure.client import MtaSecure, StsLookup
@@ -45,7 +45,6 @@ from mtasecure.requiretls import (
     flag_message,
     render_failure_dsn,
 )
-from mtasecure.results import FailureReason
 from mtasecure.sts import StsRecord, record_name, select_record
 from mtasecure.transport.trust import load_system_trust_store
 
@@ -55,7 +54,6 @@ DEMO_SENDER = "alice@sender.example"
 """The return path of the sample messages (RFC 5321 reverse-path)."""
 DEMO_REPORTING_MTA = "mta.sender.example"
 """The sending MTA's name in a bounce (``Reporting-MTA``, RFC 3464 §2.2.2)."""
-_DISCOVERY_FAILURES = {FailureReason.STS_POLICY_FETCH_ERROR, FailureReason.STS_POLICY_INVALID}
 
 
 @dataclass(frozen=True)
@@ -248,13 +246,9 @@ async def explain_domain(
     except (TransportError, DnsError):
         sts_txt, texts = None, ()
     sts_record = select_record(texts)
-    failure = sts_lookup.result.reason
-    sts_failure = failure if failure in _DISCOVERY_FAILURES else None
-    sts_state = (
-        StsState.of(sts_lookup.policy, failure=sts_failure)
-        if sts_lookup.policy is not None
-        else StsState(failure=sts_failure)
-    )
+    # The same state plan_delivery gives the decision engine, so the operator's
+    # view and the MTA's plan agree (cached policy kept on a failed fetch).
+    sts_state = sts_lookup.state
 
     message = flag_message(reverse_path=DEMO_SENDER, recipients=[f"bob+requiretls@{name}"])
     secure = mx_set.security is Security.SECURE
@@ -264,11 +258,12 @@ async def explain_domain(
         aaaa = await client.resolver.resolve(host.host, "AAAA")
         dane: DanePolicy | None = None
         if secure:
-            dane = plan_address_dane(host.host, (a, aaaa), port=port)
-            if dane is None:
-                # The facade's own walk over the TLSA base domains (RFC 7672 §2.2.3:
-                # a secure alias's expansion first), so check and check_mx agree.
-                dane = await client._plan_tlsa(host.host, (a, aaaa), True, name, port)
+            # The facade's own DANE walk (RFC 7672 §2.2.2, §2.2.3), so that check,
+            # check_mx and plan_delivery agree.
+            found = await client.resolve_dane(
+                name, host.host, mx_set=mx_set, addresses=(a, aaaa), port=port
+            )
+            dane = found.policy
             candidate = MxCandidate.from_dane(
                 host.host, host.preference, dane, implicit=mx_set.implicit
             )
