@@ -165,6 +165,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="believe the AD bit of the resolver(s) even when not on loopback",
     )
+    check.add_argument(
+        "--dnssec",
+        choices=("validator", "local"),
+        default="validator",
+        help="validator: believe the AD bit of a trusted validating resolver (default); "
+        "local: validate DNSSEC here, from the trust anchor, asking any resolver",
+    )
+    check.add_argument(
+        "--trust-anchor",
+        metavar="FILE",
+        help="with --dnssec local: DS or DNSKEY records (root.key style) to start the "
+        "chain of trust from, instead of the IANA root KSKs",
+    )
     check.add_argument("--probe", action="store_true", help="probe each MX with STARTTLS")
     check.add_argument("--port", type=_port, default=25, metavar="N", help="SMTP port (default 25)")
     check.add_argument(
@@ -393,23 +406,51 @@ async def _explain_world(world: World) -> tuple[list[DomainExplanation], int]:
 
 
 def _run_check(args: argparse.Namespace, out: TextIO) -> int:
+    from pydantic import ValidationError  # noqa: PLC0415
+
     from mtasecure._explain import explain_domain  # noqa: PLC0415
     from mtasecure.certs import TrustStore  # noqa: PLC0415
     from mtasecure.client import MtaSecure, StsSettings  # noqa: PLC0415
     from mtasecure.errors import MtaSecureError, UsageError  # noqa: PLC0415
-    from mtasecure.transport import DnsResolver, Nameserver, system_nameservers  # noqa: PLC0415
+    from mtasecure.transport import (  # noqa: PLC0415
+        DnssecMode,
+        DnsSettings,
+        resolver_from_settings,
+        system_nameservers,
+    )
     from mtasecure.transport.http import HttpsClient  # noqa: PLC0415
     from mtasecure.transport.smtp import AsyncioSmtpConnector  # noqa: PLC0415
     from mtasecure.transport.trust import load_system_trust_store  # noqa: PLC0415
 
-    async def run() -> DomainExplanation:
-        nameservers = (
-            [Nameserver.parse(r) for r in args.resolver] if args.resolver else system_nameservers()
-        )
+    def dns_settings() -> DnsSettings:
+        mode = DnssecMode(args.dnssec)
+        servers = tuple(args.resolver) if args.resolver else None
+        anchor = None
+        if args.trust_anchor:
+            if mode is not DnssecMode.LOCAL:
+                raise UsageError("--trust-anchor needs --dnssec local")
+            try:
+                with open(args.trust_anchor, encoding="utf-8") as handle:
+                    anchor = handle.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise UsageError(f"cannot read {args.trust_anchor}: {why}") from exc
+        trusted = None
         if args.trust_resolver:
+            if mode is DnssecMode.LOCAL:
+                raise UsageError("--trust-resolver means nothing with --dnssec local")
             # The operator vouches for the path to the validator (RFC 4035 §4.9.3).
-            nameservers = [ns.model_copy(update={"trusted": True}) for ns in nameservers]
-        resolver = DnsResolver(nameservers)
+            trusted = servers or tuple(str(ns) for ns in system_nameservers())
+        try:
+            return DnsSettings(
+                dnssec=mode, nameservers=servers, trusted=trusted, trust_anchor=anchor
+            )
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise UsageError(problems) from exc
+
+    async def run() -> DomainExplanation:
+        resolver = resolver_from_settings(dns_settings())
         if args.ca_file:
             try:
                 with open(args.ca_file, "rb") as handle:

@@ -1,7 +1,7 @@
 """The async facade: one object that holds the transports and asks the core.
 
 ``MtaSecure(resolver=None, http=None, smtp=None, cache=None, store=None,
-clock=None, sts=None)``: each ``None`` builds the default. The resolver, the
+clock=None, sts=None, dns=None)``: each ``None`` builds the default. The resolver, the
 clock, the HTTP client and the policy cache are used (MTA-STS discovery:
 :meth:`MtaSecure.sts_policy`, :meth:`MtaSecure.sts_lookup`,
 :meth:`MtaSecure.sts_decision`), and the SMTP connector
@@ -85,13 +85,14 @@ from mtasecure.sts._cache import (
 from mtasecure.sts._match import cached_host
 from mtasecure.transport import (
     Clock,
-    DnsResolver,
+    DnsSettings,
     HttpClient,
     MemoryPolicyCache,
     PolicyCache,
     Resolver,
     SmtpConnector,
     SystemClock,
+    resolver_from_settings,
 )
 from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
 from mtasecure.transport.trust import load_system_trust_store
@@ -197,9 +198,8 @@ class MtaSecure:
     """Secure mail transport decisions, over pluggable transports.
 
     Args:
-        resolver: a :class:`~mtasecure.transport.Resolver`; ``None`` builds a
-            :class:`~mtasecure.transport.DnsResolver` on the system's
-            nameservers (only loopback ones trusted for DNSSEC).
+        resolver: a :class:`~mtasecure.transport.Resolver`; ``None`` builds
+            the one ``dns`` describes.
         http: an :class:`~mtasecure.transport.HttpClient` (kept for MTA-STS).
         smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
             an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
@@ -209,6 +209,15 @@ class MtaSecure:
         store: a report store (kept for TLS-RPT).
         clock: a :class:`~mtasecure.transport.Clock`; ``None`` reads the system time.
         sts: :class:`StsSettings`; ``None`` takes the defaults.
+        dns: :class:`~mtasecure.transport.DnsSettings` for the default
+            resolver (:func:`~mtasecure.transport.resolver_from_settings`):
+            a trusted validator's AD bit (``dnssec="validator"``) or local
+            validation from a trust anchor (``dnssec="local"``). ``None``:
+            validator mode on the system's nameservers, only loopback ones
+            trusted. Not allowed together with ``resolver``.
+
+    Raises:
+        UsageError: both ``resolver`` and ``dns`` were given.
 
     Use as an async context manager: on exit it closes what it built itself,
     never what it was given, and stops the proactive refresh.
@@ -224,11 +233,14 @@ class MtaSecure:
         store: Any = None,
         clock: Clock | None = None,
         sts: StsSettings | None = None,
+        dns: DnsSettings | None = None,
     ) -> None:
         self._owned: list[Any] = []
         if resolver is None:
-            resolver = DnsResolver()
+            resolver = resolver_from_settings(dns, clock=clock)
             self._owned.append(resolver)
+        elif dns is not None:
+            raise UsageError("pass either resolver= or dns=, not both")
         self.resolver: Resolver = resolver
         self._http = http
         self.smtp: SmtpConnector = smtp if smtp is not None else AsyncioSmtpConnector()

@@ -271,15 +271,18 @@ def test_check_bad_domain_is_a_usage_error(
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "expected", "local"),
     [
-        (["--resolver", "192.0.2.53"], [("192.0.2.53", 53, False)]),
-        (["--resolver", "192.0.2.53", "--trust-resolver"], [("192.0.2.53", 53, True)]),
-        (["--resolver", "127.0.0.1:5353"], [("127.0.0.1", 5353, True)]),
+        (["--resolver", "192.0.2.53"], [("192.0.2.53", 53, False)], False),
+        (["--resolver", "192.0.2.53", "--trust-resolver"], [("192.0.2.53", 53, True)], False),
+        (["--resolver", "127.0.0.1:5353"], [("127.0.0.1", 5353, True)], False),
         (
             ["--resolver", "[::1]:53", "--resolver", "198.51.100.1"],
             [("::1", 53, True), ("198.51.100.1", 53, False)],
+            False,
         ),
+        # Local validation never reads the AD bit, whatever the address (RFC 4035 §5).
+        (["--resolver", "192.0.2.53", "--dnssec", "local"], [("192.0.2.53", 53, False)], True),
     ],
 )
 def test_check_resolver_options(
@@ -288,20 +291,74 @@ def test_check_resolver_options(
     capsys: pytest.CaptureFixture[str],
     args: list[str],
     expected: list[tuple[str, int, bool]],
+    local: bool,
 ) -> None:
     import mtasecure.transport
     from mtasecure.errors import UsageError
 
-    seen: list[tuple[str, int, bool]] = []
+    built: list[mtasecure.transport.DnsResolver] = []
+    real = mtasecure.transport.resolver_from_settings
 
-    def capture(nameservers: list[mtasecure.transport.Nameserver]) -> None:
-        seen.extend((ns.address, ns.port, ns.trusted) for ns in nameservers)
+    def capture(settings: mtasecure.transport.DnsSettings) -> None:
+        built.append(real(settings))
         raise UsageError("stop here")
 
-    monkeypatch.setattr(mtasecure.transport, "DnsResolver", capture)
+    monkeypatch.setattr(mtasecure.transport, "resolver_from_settings", capture)
     assert main(["check", "example.com", *args]) == 2
-    assert seen == expected
+    (resolver,) = built
+    assert [(ns.address, ns.port, ns.trusted) for ns in resolver.nameservers] == expected
+    assert isinstance(resolver, mtasecure.transport.ValidatingResolver) is local
     assert "stop here" in capsys.readouterr().err
+
+
+def test_check_trust_anchor_file(
+    offline: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    import mtasecure.transport
+    from mtasecure.errors import UsageError
+
+    anchor = tmp_path / "root.ds"
+    anchor.write_text(". 3600 IN DS 4242 13 2 " + "ab" * 32 + "\n", encoding="utf-8")
+    seen: list[mtasecure.transport.DnsSettings] = []
+
+    def capture(settings: mtasecure.transport.DnsSettings) -> None:
+        seen.append(settings)
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(mtasecure.transport, "resolver_from_settings", capture)
+    base = ["check", "example.com", "--resolver", "127.0.0.1"]
+    assert main([*base, "--dnssec", "local", "--trust-anchor", str(anchor)]) == 2
+    (settings,) = seen
+    assert settings.trust_anchor is not None
+    assert settings.trust_anchor.ds == ("4242 13 2 " + "ab" * 32,)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--trust-anchor", "ANCHOR"], "--trust-anchor needs --dnssec local"),
+        (["--dnssec", "local", "--trust-resolver"], "--trust-resolver means nothing"),
+        (["--dnssec", "local", "--trust-anchor", "MISSING"], "cannot read"),
+        (["--dnssec", "local", "--trust-anchor", "BAD"], "trust anchor"),
+    ],
+)
+def test_check_dnssec_option_errors(
+    offline: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    extra: list[str],
+    message: str,
+) -> None:
+    (tmp_path / "ANCHOR").write_text(". IN DS 4242 13 2 " + "ab" * 32, encoding="utf-8")
+    (tmp_path / "BAD").write_text("not a record", encoding="utf-8")
+    paths = {"ANCHOR", "MISSING", "BAD"}
+    args = [str(tmp_path / a) if a in paths else a for a in extra]
+    assert main(["check", "example.com", "--resolver", "127.0.0.1", *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_check_fetch_timeout_default_is_the_named_constant(
