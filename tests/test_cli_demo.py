@@ -289,6 +289,7 @@ def test_check_resolver_options(
     offline: None,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    *,
     args: list[str],
     expected: list[tuple[str, int, bool]],
     local: bool,

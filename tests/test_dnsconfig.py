@@ -81,7 +81,7 @@ def test_settings_that_do_not_fit_are_refused(fields: dict[str, object], message
 
 async def test_client_builds_and_closes_the_configured_resolver() -> None:
     clock = FrozenClock("2026-01-01T00:00:00Z")
-    settings = DnsSettings(dnssec="local", nameservers=("127.0.0.1:5300",), trust_anchor=ANCHOR)  # type: ignore[arg-type]
+    settings = DnsSettings(dnssec="local", nameservers=("127.0.0.1:5300",), trust_anchor=ANCHOR)
     async with MtaSecure(dns=settings, clock=clock) as client:
         resolver = client.resolver
         assert isinstance(resolver, ValidatingResolver)
