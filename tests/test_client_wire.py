@@ -13,9 +13,9 @@ from cryptography import x509
 
 from mtasecure import FailureReason, HttpError
 from mtasecure.certs import TrustStore
-from mtasecure.client import MtaSecure, MxCheck, StsLookup, StsSettings
+from mtasecure.client import MtaSecure, MxAddressCheck, MxCheck, StsLookup, StsSettings
 from mtasecure.dane import association_data
-from mtasecure.decision import RequirementKind, StsMode, StsState
+from mtasecure.decision import RequirementKind, SessionOutcome, StsMode, StsState
 from mtasecure.requiretls import MessageFlags
 from mtasecure.results import CheckResult
 from mtasecure.sts import PolicyMode, StsPolicy
@@ -223,6 +223,16 @@ def chain(pki: dict[str, object], name: str) -> list[x509.Certificate]:
     return found
 
 
+def outcome(address: MxAddressCheck) -> SessionOutcome:
+    assert address.outcome is not None
+    return address.outcome
+
+
+def kind(result: MxCheck) -> RequirementKind:
+    assert result.requirement is not None
+    return result.requirement.kind
+
+
 async def check(
     pki: dict[str, object],
     body: str | None,
@@ -242,11 +252,12 @@ async def check(
 
 async def test_check_mx_enforce_good_certificate_delivers(pki: dict[str, object]) -> None:
     result, _ = await check(pki, policy("enforce"), "good")
-    assert result.requirement.kind is RequirementKind.STS_ENFORCE
+    assert kind(result) is RequirementKind.STS_ENFORCE
+    assert result.sts is not None
     assert result.sts.mode is StsMode.ENFORCE
     (address,) = result.checks
-    assert address.outcome.deliver
-    assert address.outcome.reason is None
+    assert outcome(address).deliver
+    assert outcome(address).reason is None
     assert result.deliver
     assert result.reasons == ()
 
@@ -254,8 +265,8 @@ async def test_check_mx_enforce_good_certificate_delivers(pki: dict[str, object]
 async def test_check_mx_enforce_wrong_name_is_not_delivered(pki: dict[str, object]) -> None:
     result, _ = await check(pki, policy("enforce"), "other")
     (address,) = result.checks
-    assert not address.outcome.deliver
-    assert address.outcome.reason is FailureReason.CERTIFICATE_HOST_MISMATCH
+    assert not outcome(address).deliver
+    assert outcome(address).reason is FailureReason.CERTIFICATE_HOST_MISMATCH
     assert not result.deliver
     assert result.reasons == (FailureReason.CERTIFICATE_HOST_MISMATCH,)
 
@@ -263,13 +274,13 @@ async def test_check_mx_enforce_wrong_name_is_not_delivered(pki: dict[str, objec
 async def test_check_mx_testing_wrong_name_delivers_and_reports(pki: dict[str, object]) -> None:
     result, _ = await check(pki, policy("testing"), "other")
     (address,) = result.checks
-    assert address.outcome.deliver  # RFC 8461 §5: testing delivers anyway
-    assert address.outcome.reason is FailureReason.CERTIFICATE_HOST_MISMATCH
+    assert outcome(address).deliver  # RFC 8461 §5: testing delivers anyway
+    assert outcome(address).reason is FailureReason.CERTIFICATE_HOST_MISMATCH
 
 
 async def test_check_mx_outside_enforce_policy_is_not_probed(pki: dict[str, object]) -> None:
     result, smtp = await check(pki, policy("enforce", "other.example.net"), "good")
-    assert result.requirement.kind is RequirementKind.UNUSABLE
+    assert kind(result) is RequirementKind.UNUSABLE
     assert result.checks == ()
     assert "RFC 8461 §4.1" in result.detail
     assert smtp.calls == []
@@ -286,7 +297,7 @@ async def test_check_mx_webpki_invalid_policy_host_is_reported(pki: dict[str, ob
     async with client(FakeResolver(zone=zone()), http, smtp=smtp) as mta:
         result = await mta.check_mx(DOMAIN, MX, trust=trust)
     assert result.requirement is not None
-    assert result.requirement.kind is RequirementKind.OPPORTUNISTIC
+    assert kind(result) is RequirementKind.OPPORTUNISTIC
     assert result.sts is not None
     assert result.sts.failure is FailureReason.STS_WEBPKI_INVALID
     assert result.deliver
@@ -295,7 +306,7 @@ async def test_check_mx_webpki_invalid_policy_host_is_reported(pki: dict[str, ob
 
 async def test_check_mx_excluded_domain_is_opportunistic(pki: dict[str, object]) -> None:
     result, _ = await check(pki, policy("enforce"), "other", exclude=(DOMAIN,))
-    assert result.requirement.kind is RequirementKind.OPPORTUNISTIC
+    assert kind(result) is RequirementKind.OPPORTUNISTIC
     assert result.deliver
 
 
@@ -308,7 +319,7 @@ async def test_check_mx_dane_beats_sts(pki: dict[str, object]) -> None:
     result, _ = await check(
         pki, policy("enforce", "other.example.net"), "good", tlsa, mx_security="secure"
     )
-    assert result.requirement.kind is RequirementKind.DANE
+    assert kind(result) is RequirementKind.DANE
     (address,) = result.checks
-    assert address.outcome.deliver
+    assert outcome(address).deliver
     assert address.dane.ok
