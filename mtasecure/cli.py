@@ -16,6 +16,9 @@ Subcommands:
   record value.
 * ``mtasecure cache list|show|delete|purge`` — the SQLite policy cache
   (:mod:`mtasecure._cli_cache`).
+* ``mtasecure tlsrpt read FILE... [--json]`` — summarise received TLS
+  reports; ``mtasecure tlsrpt check-record TEXT`` — parse a ``_smtp._tls``
+  record (:mod:`mtasecure._cli_tlsrpt`).
 
 Exit status: 0 when nothing is wrong (``check``: mail to the domain is
 protected), 1 when the input is invalid or has error findings (``check``: not
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from mtasecure import __version__
 from mtasecure._cli_cache import add_cache_parser, run_cache
+from mtasecure._cli_tlsrpt import add_tlsrpt_parser, run_tlsrpt
 from mtasecure.decision import RequirementKind, SessionOutcome, TransportRequirement
 from mtasecure.errors import ParseError
 from mtasecure.results import CheckResult
@@ -121,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "cache":
         return run_cache(args, out)
+    if args.command == "tlsrpt":
+        return run_tlsrpt(args, out)
     if args.command == "demo":
         return _run_demo(out)
     if args.command == "check":
@@ -210,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check_record.add_argument("text", metavar="TEXT", help='e.g. "v=STSv1; id=20260101"')
     add_cache_parser(commands)
+    add_tlsrpt_parser(commands)
     return parser
 
 
