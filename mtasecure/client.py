@@ -513,7 +513,9 @@ class MtaSecure:
             sending_ip: this MTA's source address (``sending-mta-ip``).
             receiving_ip: the MX address connected to (``receiving-ip``).
             helo: the server's greeting name (``receiving-mx-helo``).
-            failure_reason_code: overrides the outcome's detail sentence.
+            failure_reason_code: ``failure-reason-code`` of a failed session
+                (a TLS error name or message; default: the detail of a
+                failing :class:`CheckResult` outcome).
             additional_information: ``additional-information``, a URI.
             is_report_mail: the session carried a TLS report; it is not
                 counted, so reports never beget reports (RFC 8460 §5.3).

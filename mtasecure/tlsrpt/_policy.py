@@ -37,9 +37,12 @@ Decisions where RFC 8460 leaves room:
   meet it.
 * **Sessions that carried a TLS report** (``is_report_mail``) are not
   reported (RFC 8460 §5.3: reports about reports must not loop).
-* The outcome's ``detail`` sentence becomes the ``failure-reason-code`` of a
-  failed session (§4.4: "a TLS-related error code or error message") unless
-  the caller gives one.
+* ``failure-reason-code`` (§4.4: "a TLS-related error code or error
+  message") is what the caller gives, else the ``detail`` of a failing
+  :class:`~mtasecure.results.CheckResult` outcome. A
+  :class:`~mtasecure.decision.SessionOutcome`'s ``detail`` is a sentence
+  about the decision (which rule applied), not a TLS error, and is not used:
+  pass the failing check's detail (or the TLS library's error name) instead.
 """
 
 from __future__ import annotations
@@ -207,7 +210,8 @@ def plan_session_record(
         sts_policy: see :func:`report_policy_for`.
         sts_failure: see :func:`report_policy_for`; reported for a session
             that had no failure of its own, unless DANE governed it.
-        failure_reason_code: overrides the outcome's detail sentence.
+        failure_reason_code: the ``failure-reason-code`` of a failed session
+            (default: a failing :class:`CheckResult`'s detail).
         is_report_mail: the session carried a TLS report (RFC 8460 §5.3).
 
     Returns:
@@ -224,8 +228,10 @@ def plan_session_record(
     )
     result: FailureReason | None
     detail = ""
-    if isinstance(outcome, SessionOutcome | CheckResult):
+    if isinstance(outcome, CheckResult):
         result, detail = outcome.reason, outcome.detail
+    elif isinstance(outcome, SessionOutcome):
+        result = outcome.reason
     else:
         result = outcome
     if (
