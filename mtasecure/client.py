@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import secrets
@@ -110,7 +111,13 @@ from mtasecure.transport import (
     SystemClock,
 )
 from mtasecure.transport.report_memory import MemoryReportStore
-from mtasecure.transport.report_submit import SentReport, SmtpSubmitter, resolve_rua, submit_report
+from mtasecure.transport.report_submit import (
+    SentReport,
+    SmtpSubmitter,
+    resolve_rua,
+    send_due_reports,
+    submit_report,
+)
 from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
 from mtasecure.transport.trust import load_system_trust_store
 
@@ -720,6 +727,71 @@ class MtaSecure:
         if not pending:
             await self.store.prune(window)
         return tuple(sent)
+
+    async def run_daily_reports(
+        self,
+        options: ReportOptions,
+        *,
+        stop: asyncio.Event,
+        mail: MailSubmitter | None = None,
+        sender: str | None = None,
+        dkim: DkimKey | None = None,
+        retry: RetryPolicy | None = None,
+        owner: str | None = None,
+        flush_interval: float = 1.0,
+        on_sent: Callable[[SentReport], None] | None = None,
+    ) -> None:
+        """Flush and send reports until ``stop`` is set: the long-running MTA's loop (RFC 8460 §4.1, §5).
+
+        Every ``flush_interval`` seconds, recorded sessions go to
+        :attr:`store` and every finished day whose jittered send time has
+        come (:func:`~mtasecure.tlsrpt._schedule.plan_send_time`: 5 minutes
+        to 4 hours after midnight UTC, the same for a given submitter and
+        day) is sent as :meth:`send_daily_reports` does, by
+        :func:`~mtasecure.transport.report_submit.send_due_reports`. A store
+        failure is logged and retried on the next tick; nothing recorded is
+        dropped. On ``stop`` the last counts are flushed.
+
+        Args:
+            options: what goes in the reports (``options.window``: one day).
+            stop: set it to end the loop.
+            mail: see :meth:`send_daily_reports`.
+            sender: see :meth:`send_daily_reports`.
+            dkim: see :meth:`send_daily_reports`.
+            retry: see :meth:`send_daily_reports`.
+            owner: this sender's name in a fleet, stable across restarts, so
+                that a restarted sender resumes its own claim on a day
+                (default: a random name per client).
+            flush_interval: seconds between ticks.
+            on_sent: called with each delivery outcome.
+        """
+        _report_day(self.clock.now(), options)  # the window-length check
+        lookup = functools.partial(resolve_rua, resolver=self.resolver)
+        submitter = mail if mail is not None else SmtpSubmitter()
+        while not stop.is_set():
+            sent: tuple[SentReport, ...] = ()
+            try:
+                await self.flush_reports()
+                sent, _ = await send_due_reports(
+                    self.store,
+                    options,
+                    now=self.clock.now(),
+                    lookup_rua=lookup,
+                    owner=owner or self._report_owner,
+                    http=self.http,
+                    mail=submitter,
+                    sender=sender or options.contact_info,
+                    dkim=dkim,
+                    retry=retry,
+                )
+            except StoreError as exc:
+                _report_log.warning("TLS-RPT: the report store failed, retrying: %s", exc)
+            for item in sent:
+                if on_sent is not None:
+                    on_sent(item)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=flush_interval)
+        await self._close_reports()
 
     # --- MTA-STS (RFC 8461 §3-§5) -------------------------------------------
 

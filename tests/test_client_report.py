@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import gzip
 from datetime import UTC, date, datetime, timedelta
@@ -323,3 +324,57 @@ async def test_dns_errors_from_rua_lookup_are_values_not_exceptions() -> None:
     (entry,) = await client.send_daily_reports(DAY, OPTIONS, mail=FakeMailSubmitter())
     assert "failed" in entry.detail
     assert entry.attempts == 0
+
+
+async def test_run_daily_reports_flushes_and_sends_when_due() -> None:
+    http = FakeHttpClient()
+    http.add("https://rpt.sts.example/v1", b"", status=200)
+    mail = FakeMailSubmitter()
+    client, clock, _ = _client(http=http)
+    await _deliver(client)
+    seen: list[str] = []
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        await client.run_daily_reports(
+            OPTIONS,
+            stop=stop,
+            mail=mail,
+            retry=NO_RETRY,
+            flush_interval=0.01,
+            on_sent=lambda s: seen.append(s.uri),
+        )
+
+    task = asyncio.create_task(run())
+    # Still the same day: the counts reach the store, nothing is sent.
+    while not await client.store.windows():
+        await asyncio.sleep(0.01)
+    assert mail.sent == []
+    # After the latest jittered send time (4 hours after midnight, RFC 8460 §4.1).
+    clock.set(datetime(2026, 3, 2, 4, 6, tzinfo=UTC))
+    for _ in range(500):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert sorted(seen) == ["https://rpt.sts.example/v1", "mailto:tls@sts.example"]
+    assert len(mail.sent) == 1
+    assert await client.store.windows() == ()
+
+
+async def test_run_daily_reports_survives_a_failing_store() -> None:
+    store = FlakyStore()
+    client, _, _ = _client(store=store)
+    await _deliver(client)
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        client.run_daily_reports(OPTIONS, stop=stop, mail=FakeMailSubmitter(), flush_interval=0.01)
+    )
+    await asyncio.sleep(0.05)
+    assert not task.done()  # the StoreError was logged, not raised
+    store.broken = False
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    (built,) = await client.build_daily_reports(DAY, OPTIONS)
+    assert built.report.policies[0].summary.total_successful_session_count == 1
