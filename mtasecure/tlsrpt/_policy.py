@@ -48,11 +48,12 @@ Decisions where RFC 8460 leaves room:
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
+from functools import lru_cache
 
 from mtasecure._names import normalize_host
 from mtasecure.dane import parse_tlsa, render_tlsa
+from mtasecure.decision import PolicyType as DecisionPolicyType
 from mtasecure.decision import SessionOutcome, TransportRequirement
 from mtasecure.errors import NameSyntaxError, ParseError, UsageError
 from mtasecure.results import CheckResult, FailureReason
@@ -61,6 +62,7 @@ from mtasecure.tlsrpt._collect import no_policy_found
 from mtasecure.tlsrpt._report import PolicyType, ReportPolicy
 
 __all__ = [
+    "MAX_POLICY_MEMO",
     "STS_DISCOVERY_FAILURES",
     "SessionRecord",
     "plan_session_record",
@@ -69,6 +71,8 @@ __all__ = [
     "report_policy_for",
 ]
 
+#: Most distinct inputs :func:`report_policy_for` remembers (per policy kind).
+MAX_POLICY_MEMO = 4096
 #: The result types of MTA-STS discovery (RFC 8460 §4.3.2.2), reported per session.
 STS_DISCOVERY_FAILURES = frozenset(
     {
@@ -122,6 +126,10 @@ def report_policy_for(
 ) -> ReportPolicy:
     """The ``policy`` object a session under ``requirement`` is filed under (RFC 8460 §4.4, §4.5).
 
+    Results are memoised (the last :data:`MAX_POLICY_MEMO` distinct inputs),
+    so that the same policy costs one dictionary lookup per session; the
+    model is frozen, so sharing it is safe.
+
     Args:
         policy_domain: the Policy Domain (module docstring), normalised here
             to A-labels.
@@ -137,39 +145,50 @@ def report_policy_for(
         UsageError: ``policy_domain`` is not a host name, an ``sts``
             requirement comes without its policy, or a TLSA record cannot be read.
     """
-    domain = _domain(policy_domain)
-    kind = PolicyType(requirement.policy_type.value)
-    if kind is PolicyType.TLSA:
-        return ReportPolicy(
-            policy_type=PolicyType.TLSA,
-            policy_string=render_tlsa_policy_string(requirement.tlsa_records),
-            policy_domain=domain,
-            mx_host=(requirement.host,),
-        )
-    if kind is PolicyType.STS:
+    kind = requirement.policy_type
+    if kind is DecisionPolicyType.TLSA:
+        return _tlsa_policy(policy_domain, requirement.host, requirement.tlsa_records)
+    if kind is DecisionPolicyType.STS:
         if sts_policy is None:
             raise UsageError(
                 f"the requirement for {requirement.host} was planned from an MTA-STS policy: "
                 "pass it as sts_policy, the report must name it (RFC 8460 §4.4)"
             )
-        return _sts(domain, sts_policy)
+        return _sts_policy(policy_domain, sts_policy)
     if sts_failure is not None and sts_failure in STS_DISCOVERY_FAILURES:
-        if sts_policy is not None:
-            return _sts(domain, sts_policy)
-        return ReportPolicy(policy_type=PolicyType.STS, policy_domain=domain)
-    return no_policy_found(domain)
+        return _sts_policy(policy_domain, sts_policy)
+    return _no_policy(policy_domain)
 
 
-def _sts(domain: str, policy: StsPolicy) -> ReportPolicy:
+@lru_cache(maxsize=MAX_POLICY_MEMO)
+def _tlsa_policy(policy_domain: str, host: str, records: tuple[str, ...]) -> ReportPolicy:
+    return ReportPolicy(
+        policy_type=PolicyType.TLSA,
+        policy_string=render_tlsa_policy_string(records),
+        policy_domain=_domain(policy_domain),
+        mx_host=(host,),
+    )
+
+
+@lru_cache(maxsize=MAX_POLICY_MEMO)
+def _sts_policy(policy_domain: str, policy: StsPolicy | None) -> ReportPolicy:
+    if policy is None:  # a discovery failure with nothing cached: no policy to name
+        return ReportPolicy(policy_type=PolicyType.STS, policy_domain=_domain(policy_domain))
     return ReportPolicy(
         policy_type=PolicyType.STS,
         policy_string=render_sts_policy_string(policy),
-        policy_domain=domain,
+        policy_domain=_domain(policy_domain),
         mx_host=policy.mx,
     )
 
 
-class SessionRecord(BaseModel):
+@lru_cache(maxsize=MAX_POLICY_MEMO)
+def _no_policy(policy_domain: str) -> ReportPolicy:
+    return no_policy_found(_domain(policy_domain))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
     """What to count for one session (:meth:`mtasecure.tlsrpt.TlsRptCollector.record`'s arguments).
 
     Attributes:
@@ -178,13 +197,15 @@ class SessionRecord(BaseModel):
         result: ``None`` for a successful session, else its result type (§4.3).
         mx_host: ``receiving-mx-hostname``.
         failure_reason_code: ``failure-reason-code`` of a failed session.
-    """
 
-    model_config = ConfigDict(frozen=True)
+    A frozen dataclass rather than a model: it is made once per session on
+    the delivery path from parts that are already validated, and a pydantic
+    model costs more to build than the rest of the recording together.
+    """
 
     policy_domain: str
     policy: ReportPolicy
-    result: FailureReason | None = None
+    result: FailureReason | None
     mx_host: str
     failure_reason_code: str | None = None
 
@@ -243,10 +264,4 @@ def plan_session_record(
     code = None
     if result is not None:
         code = failure_reason_code if failure_reason_code is not None else (detail or None)
-    return SessionRecord(
-        policy_domain=policy.policy_domain,
-        policy=policy,
-        result=result,
-        mx_host=requirement.host,
-        failure_reason_code=code,
-    )
+    return SessionRecord(policy.policy_domain, policy, result, requirement.host, code)
