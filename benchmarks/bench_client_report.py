@@ -26,22 +26,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mtasecure.client import MtaSecure  # noqa: E402
-from mtasecure.decision import (  # noqa: E402
+from mtasecure.client import MtaSecure
+from mtasecure.decision import (
     PolicyType,
     RequirementKind,
     SessionOutcome,
     TransportRequirement,
 )
-from mtasecure.results import FailureReason  # noqa: E402
-from mtasecure.sts import PolicyMode, StsPolicy  # noqa: E402
-from mtasecure.testing import FakeResolver, FrozenClock  # noqa: E402
-from mtasecure.tlsrpt import TlsRptCollector, plan_session_record, report_policy_for  # noqa: E402
+from mtasecure.results import FailureReason
+from mtasecure.sts import PolicyMode, StsPolicy
+from mtasecure.testing import FakeResolver, FrozenClock
+from mtasecure.tlsrpt import TlsRptCollector, plan_session_record, report_policy_for
 
 DOMAINS = [f"d{i}.example" for i in range(1000)]
-POLICIES = {
-    d: StsPolicy(mode=PolicyMode.ENFORCE, mx=(f"mx.{d}",), max_age=86400) for d in DOMAINS
-}
+POLICIES = {d: StsPolicy(mode=PolicyMode.ENFORCE, mx=(f"mx.{d}",), max_age=86400) for d in DOMAINS}
 REQUIREMENTS = {
     d: TransportRequirement(
         host=f"mx.{d}",

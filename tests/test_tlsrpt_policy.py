@@ -314,3 +314,17 @@ def test_every_requirement_maps_to_a_valid_policy_or_nothing(
         assert record.result is reason
     if record.policy.policy_type is PolicyType.TLSA:
         assert record.policy.mx_host == ("mx1.example.com",)
+
+
+def test_report_policies_are_memoised_within_a_bound() -> None:
+    from mtasecure.tlsrpt import _policy
+
+    first = report_policy_for("example.com", ENFORCE, sts_policy=STS_POLICY)
+    assert report_policy_for("example.com", ENFORCE, sts_policy=STS_POLICY) is first
+    # A different policy for the same domain is a different entry, never the cached one.
+    other = STS_POLICY.model_copy(update={"max_age": 604800})
+    assert report_policy_for("example.com", ENFORCE, sts_policy=other).policy_string[-1] == (
+        "max_age: 604800"
+    )
+    for memo in (_policy._sts_policy, _policy._tlsa_policy, _policy._no_policy):
+        assert memo.cache_info().maxsize == _policy.MAX_POLICY_MEMO
