@@ -74,11 +74,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtasecure._names import match_wildcard, normalize_host
+from mtasecure._names import normalize_host
 from mtasecure._tagvalue import EXT_NAME
 from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
-from mtasecure.sts._match import NAME_CACHE_SIZE, cached_host, cached_pattern
+from mtasecure.sts._match import NAME_CACHE_SIZE, cached_pattern, pattern_index
 
 __all__ = [
     "KNOWN_KEYS",
@@ -197,11 +197,9 @@ class StsPolicy(BaseModel):
         on :attr:`mode` (RFC 8461 §5). A ``host`` that is not a host name is
         covered by nothing: the answer is ``False``, never an exception.
         """
-        try:
-            name = cached_host(host)
-        except NameSyntaxError:
-            return False
-        return any(match_wildcard(pattern, name) for pattern in self.mx)
+        # One set look-up for the exact patterns and one for the wildcards,
+        # however many patterns there are; see PatternIndex.covers.
+        return pattern_index(self.mx).covers(host)
 
 
 def parse_policy(text: str | bytes) -> StsPolicy:
