@@ -78,7 +78,7 @@ from mtasecure._names import normalize_host
 from mtasecure._tagvalue import EXT_NAME
 from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
-from mtasecure.sts._match import NAME_CACHE_SIZE, cached_pattern, pattern_index
+from mtasecure.sts._match import _remember, cached_pattern, pattern_index
 
 __all__ = [
     "KNOWN_KEYS",
@@ -118,6 +118,20 @@ _KIND = {"mx": _MX, "max_age": _MAX_AGE, "mode": _MODE, "version": _VERSION}
 _MX_CACHE: dict[str, str] = {}
 _ext_name = EXT_NAME.fullmatch
 _BAD_EXT_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The usual file: version, mode, the mx lines and max_age (mx lines may also
+# follow it), LF or CRLF, trailing spaces or tabs, an optional final
+# terminator, no blank line, no extension, no space before a key, at least one
+# space after "mx:". Anything else takes the line loop.
+_MX_LINES = r"((?:\r?\nmx:[ \t]++[!-~]++[ \t]*+)*+)"
+_usual = re.compile(
+    r"version:[ \t]*+STSv1[ \t]*+"
+    r"\r?\nmode:[ \t]*+(enforce|testing|none)[ \t]*+"
+    rf"{_MX_LINES}"
+    r"\r?\nmax_age:[ \t]*+([0-9]{1,10}+)[ \t]*+"
+    rf"{_MX_LINES}"
+    r"\r?\n?",
+    re.ASCII,
+).fullmatch
 
 
 class PolicyMode(StrEnum):
@@ -223,6 +237,47 @@ def parse_policy(text: str | bytes) -> StsPolicy:
     """
     if not (type(text) is str and len(text) <= MAX_POLICY_BYTES and text.isascii()):
         text = _decode(text)  # bytes, non-ASCII text (size in octets, BOM), or too long
+    usual = _usual(text)
+    if usual is not None:
+        policy = _parse_usual(usual)
+        if policy is not None:
+            return policy
+    return _parse_lines(text)
+
+
+def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
+    """The policy a :data:`_USUAL` match holds, or ``None`` to take the general path.
+
+    :data:`_USUAL` accepts only files the line loop reads as ``version``,
+    ``mode``, ``max_age`` and these ``mx`` values with nothing else, so the
+    result is the loop's; every error (and its line number) is left to the loop.
+    """
+    mode, before, max_age, after = match.groups()
+    # Each mx block is "<newline>mx:<spaces><value><spaces>" repeated, and a
+    # value holds no space: splitting on whitespace gives "mx:", value, ...
+    values = (before.split()[1::2] + after.split()[1::2]) if before else after.split()[1::2]
+    mx = dict.fromkeys(map(_MX_CACHE.get, values))
+    if None in mx:  # a name not seen before: normalise (and remember) each
+        try:
+            mx = dict.fromkeys(_mx_value(value) for value in values)
+        except NameSyntaxError:
+            return None
+    if (not mx and mode != "none") or len(mx) > MAX_MX_PATTERNS:
+        return None
+    return _policy(_MODES[mode], tuple(mx), min(int(max_age), MAX_AGE_LIMIT), ())
+
+
+def _mx_value(value: str) -> str:
+    pattern = _MX_CACHE.get(value)
+    if pattern is None:
+        pattern = cached_pattern(value)
+        if len(value) <= MAX_MEMO_KEY:
+            _remember(_MX_CACHE, value, pattern)
+    return pattern
+
+
+def _parse_lines(text: str) -> StsPolicy:
+    """The general parser: one line at a time, every rule, every message."""
     lines = text.split("\n")
     if not lines[-1]:
         lines.pop()  # what follows the final terminator
@@ -298,13 +353,19 @@ def parse_policy(text: str | bytes) -> StsPolicy:
             where="policy",
             rule=_RULE,
         )
-    policy: StsPolicy = new(StsPolicy)  # every field was validated above
+    return _policy(mode, tuple(mx), max_age, tuple(extensions.items()) if extensions else ())
+
+
+def _policy(
+    mode: PolicyMode, mx: tuple[str, ...], max_age: int, extensions: tuple[tuple[str, str], ...]
+) -> StsPolicy:
+    policy: StsPolicy = new(StsPolicy)  # every field was validated by the caller
     state = policy.__dict__
     state["version"] = POLICY_VERSION
     state["mode"] = mode
-    state["mx"] = tuple(mx)
+    state["mx"] = mx
     state["max_age"] = max_age
-    state["extensions"] = tuple(extensions.items()) if extensions else ()
+    state["extensions"] = extensions
     set_fields_set(policy, {"version", "mode", "mx", "max_age", "extensions"})
     set_extra(policy, None)
     set_private(policy, None)
@@ -381,9 +442,7 @@ def _new_mx_pattern(value: str, lines: list[str], line: str) -> str:
     # Only short raw values are remembered: a value padded with 60 KiB of
     # spaces is still a valid pattern, and must not pin 60 KiB in the memo.
     if len(value) <= MAX_MEMO_KEY:
-        if len(_MX_CACHE) >= NAME_CACHE_SIZE:
-            _MX_CACHE.clear()
-        _MX_CACHE[value] = pattern
+        _remember(_MX_CACHE, value, pattern)
     return pattern
 
 
