@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -256,15 +256,17 @@ def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
     # Each mx block is "<newline>mx:<spaces><value><spaces>" repeated, and a
     # value holds no space: splitting on whitespace gives "mx:", value, ...
     values = (before.split()[1::2] + after.split()[1::2]) if before else after.split()[1::2]
-    mx = dict.fromkeys(map(_MX_CACHE.get, values))
-    if None in mx:  # a name not seen before: normalise (and remember) each
+    known = dict.fromkeys(map(_MX_CACHE.get, values))  # patterns in order, once each
+    if None in known:  # a name not seen before: normalise (and remember) each
         try:
-            mx = dict.fromkeys(_mx_value(value) for value in values)
+            mx = tuple(dict.fromkeys(_mx_value(value) for value in values))
         except NameSyntaxError:
-            return None
+            return None  # the loop reports it, with the line
+    else:
+        mx = cast("tuple[str, ...]", tuple(known))
     if (not mx and mode != "none") or len(mx) > MAX_MX_PATTERNS:
-        return None
-    return _policy(_MODES[mode], tuple(mx), min(int(max_age), MAX_AGE_LIMIT), ())
+        return None  # the loop reports it
+    return _policy(_MODES[mode], mx, min(int(max_age), MAX_AGE_LIMIT), ())
 
 
 def _mx_value(value: str) -> str:
