@@ -289,3 +289,27 @@ def test_policy_fast_path_is_taken_for_the_usual_file() -> None:
         usual.replace("mx: ", "mx:"),
     ):
         assert _policy._usual(unusual) is None, unusual
+
+
+def test_policy_mx_block_memo_gives_the_same_policy_and_is_bounded() -> None:
+    text = "version: STSv1\nmode: enforce\nmx: MX1.Example.COM.\nmx: *.example.net\nmax_age: 9\n"
+    _policy._MX_BLOCKS.clear()
+    first = parse_policy(text)
+    assert "\nmx: MX1.Example.COM.\nmx: *.example.net" in _policy._MX_BLOCKS
+    again = parse_policy(text)
+    assert again == first == _policy._parse_lines(text)
+    assert again.mx == ("mx1.example.com", "*.example.net")
+    # a run of mx lines longer than MAX_MEMO_BLOCK is not remembered
+    names = "".join(f"mx: host-number-{i}.example.com\n" for i in range(100))
+    assert len(names) > _policy.MAX_MEMO_BLOCK
+    long_text = "version: STSv1\nmode: enforce\nmax_age: 9\n" + names
+    assert len(long_text) <= _policy._USUAL_MAX
+    _policy._MX_BLOCKS.clear()
+    assert len(parse_policy(long_text).mx) == 100
+    assert not _policy._MX_BLOCKS
+    # and at most MX_BLOCK_CACHE_SIZE runs are kept
+    for i in range(_policy.MX_BLOCK_CACHE_SIZE + 10):
+        parse_policy(f"version: STSv1\nmode: enforce\nmx: m{i}.example\nmax_age: 9\n")
+    assert 0 < len(_policy._MX_BLOCKS) <= _policy.MX_BLOCK_CACHE_SIZE
+    assert _policy.MAX_MEMO_BLOCK == 2048
+    assert _policy.MX_BLOCK_CACHE_SIZE == 1024

@@ -74,7 +74,8 @@ def match_mx(pattern: str, host: str) -> bool:
     name, the normal form is the name lower-cased with one trailing dot
     removed, or there is none (the name is invalid): ASCII needs no IDNA
     mapping beyond case, and every rule of :func:`normalize_host` only
-    accepts or rejects. So when both sides are ASCII:
+    accepts or rejects. So when each side is ASCII or already in the memo
+    (whose forms are normal forms):
 
     * if the lower-cased, dot-stripped strings do not match, the normal forms
       could not match either, and the answer is ``False`` whether or not the
@@ -85,7 +86,8 @@ def match_mx(pattern: str, host: str) -> bool:
       octets, total length, a top-level label that is not all digits) follows
       from the host meeting it, so only the pattern's own rule is left to
       check (a ``*`` must stand above at least two labels). With an ``xn--``
-      label, or a non-ASCII side, both names go through the full normalisers.
+      label, or a non-ASCII side not in the memo, both names go through the
+      full normalisers.
 
     Validated names go into the memos, so the next call with the same names
     costs two dictionary look-ups.
@@ -97,28 +99,36 @@ def match_mx(pattern: str, host: str) -> bool:
         return False
     if normal_pattern is not None and normal_host is not None:
         return match_wildcard(normal_pattern, normal_host)
-    if type(pattern) is str and type(host) is str and pattern.isascii() and host.isascii():
-        low_pattern = pattern.lower()
-        low_host = host.lower()
-        if low_pattern[-1:] == ".":
-            low_pattern = low_pattern[:-1]
-        if low_host[-1:] == ".":
-            low_host = low_host[:-1]
-        if low_pattern[:2] == "*.":  # match_wildcard, inlined
-            first, _, rest = low_host.partition(".")
-            if not (first and rest == low_pattern[2:]):
+    # The "quick form" of each side: its normal form when the memo has it,
+    # else for ASCII the lower-cased name without one trailing dot, which is
+    # its normal form if it has one (see above).
+    quick_pattern = normal_pattern
+    if quick_pattern is None and type(pattern) is str and pattern.isascii():
+        quick_pattern = pattern.lower()
+        if quick_pattern[-1:] == ".":
+            quick_pattern = quick_pattern[:-1]
+    quick_host = normal_host
+    if quick_host is None and type(host) is str and host.isascii():
+        quick_host = host.lower()
+        if quick_host[-1:] == ".":
+            quick_host = quick_host[:-1]
+    if quick_pattern is not None and quick_host is not None:
+        if quick_pattern[:2] == "*.":  # match_wildcard, inlined
+            first, _, rest = quick_host.partition(".")
+            if not (first and rest == quick_pattern[2:]):
                 return False
-        elif low_pattern != low_host:
+        elif quick_pattern != quick_host:
             return False
-        if "xn--" not in low_host:
+        if "xn--" not in quick_host:
             try:
                 normal_host = cached_host(host)
             except NameSyntaxError:
                 return False
-            if low_pattern.startswith("*.") and "." not in low_pattern[2:]:
+            if quick_pattern[:2] == "*." and "." not in quick_pattern[2:]:
                 return False  # RFC 6125 §7.2, as normalize_pattern says
-            _remember(_PATTERNS, pattern, low_pattern)
-            return match_wildcard(low_pattern, normal_host)
+            if normal_pattern is None:
+                _remember(_PATTERNS, pattern, quick_pattern)
+            return match_wildcard(quick_pattern, normal_host)
     try:
         normal_pattern = cached_pattern(pattern)
         normal_host = cached_host(host)
@@ -183,7 +193,7 @@ def pattern_index(patterns: tuple[str, ...]) -> PatternIndex:
     return index
 
 
-def _remember(memo: dict[_K, _V], key: _K, value: _V) -> None:
-    if len(memo) >= NAME_CACHE_SIZE:
+def _remember(memo: dict[_K, _V], key: _K, value: _V, size: int = NAME_CACHE_SIZE) -> None:
+    if len(memo) >= size:
         memo.clear()
     memo[key] = value

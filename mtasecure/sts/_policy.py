@@ -74,7 +74,7 @@ from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtasecure._names import normalize_host
+from mtasecure._names import normalize_host, normalize_pattern
 from mtasecure._tagvalue import EXT_NAME
 from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
@@ -84,9 +84,11 @@ __all__ = [
     "KNOWN_KEYS",
     "MAX_AGE_DIGITS",
     "MAX_AGE_LIMIT",
+    "MAX_MEMO_BLOCK",
     "MAX_MEMO_KEY",
     "MAX_MX_PATTERNS",
     "MAX_POLICY_BYTES",
+    "MX_BLOCK_CACHE_SIZE",
     "POLICY_VERSION",
     "PolicyMode",
     "StsPolicy",
@@ -107,6 +109,10 @@ POLICY_VERSION = "STSv1"
 """The only ``version`` value defined (RFC 8461 §3.2)."""
 MAX_MEMO_KEY = 300
 """Longest raw ``mx`` value (name plus surrounding spaces) kept in the parser's memo."""
+MAX_MEMO_BLOCK = 2048
+"""Longest run of ``mx`` lines (in characters) whose patterns the parser remembers whole."""
+MX_BLOCK_CACHE_SIZE = 1024
+"""How many runs of ``mx`` lines the parser remembers before it starts afresh."""
 KNOWN_KEYS = ("version", "mode", "mx", "max_age")
 """The keys RFC 8461 §3.2 defines; every other key is an extension."""
 
@@ -116,12 +122,14 @@ _KNOWN = frozenset(KNOWN_KEYS)
 _MX, _MAX_AGE, _MODE, _VERSION = 1, 2, 3, 4
 _KIND = {"mx": _MX, "max_age": _MAX_AGE, "mode": _MODE, "version": _VERSION}
 _MX_CACHE: dict[str, str] = {}
+_MX_BLOCKS: dict[str, tuple[str, ...]] = {}
 _ext_name = EXT_NAME.fullmatch
 _BAD_EXT_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # The usual file: version, mode, the mx lines and max_age (mx lines may also
 # follow it), LF or CRLF, trailing spaces or tabs, an optional final
 # terminator, no blank line, no extension, no space before a key, at least one
 # space after "mx:". Anything else takes the line loop.
+_USUAL_MAX = 4096  # longer files are no faster this way than with the line loop
 _MX_LINES = r"((?:\r?\nmx:[ \t]++[!-~]++[ \t]*+)*+)"
 _usual = re.compile(
     r"version:[ \t]*+STSv1[ \t]*+"
@@ -237,7 +245,7 @@ def parse_policy(text: str | bytes) -> StsPolicy:
     """
     if not (type(text) is str and len(text) <= MAX_POLICY_BYTES and text.isascii()):
         text = _decode(text)  # bytes, non-ASCII text (size in octets, BOM), or too long
-    usual = _usual(text)
+    usual = _usual(text) if len(text) <= _USUAL_MAX else None
     if usual is not None:
         policy = _parse_usual(usual)
         if policy is not None:
@@ -253,17 +261,24 @@ def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
     result is the loop's; every error (and its line number) is left to the loop.
     """
     mode, before, max_age, after = match.groups()
-    # Each mx block is "<newline>mx:<spaces><value><spaces>" repeated, and a
-    # value holds no space: splitting on whitespace gives "mx:", value, ...
-    values = (before.split()[1::2] + after.split()[1::2]) if before else after.split()[1::2]
-    known = dict.fromkeys(map(_MX_CACHE.get, values))  # patterns in order, once each
-    if None in known:  # a name not seen before: normalise (and remember) each
-        try:
-            mx = tuple(dict.fromkeys(_mx_value(value) for value in values))
-        except NameSyntaxError:
-            return None  # the loop reports it, with the line
-    else:
-        mx = cast("tuple[str, ...]", tuple(known))
+    # The same mx lines recur across policies (every domain of a mail host
+    # publishes its host's list), so short blocks of them are remembered whole.
+    block = after if not before else before if not after else None
+    mx = _MX_BLOCKS.get(block) if block is not None else None
+    if mx is None:
+        # Each block is "<newline>mx:<spaces><value><spaces>" repeated, and a
+        # value holds no space: splitting on whitespace gives "mx:", value, ...
+        values = before.split()[1::2] + after.split()[1::2]
+        known = dict.fromkeys(map(_MX_CACHE.get, values))  # patterns in order, once each
+        if None in known:  # a name not seen before: normalise (and remember) each
+            try:
+                mx = tuple(dict.fromkeys(_mx_value(value) for value in values))
+            except NameSyntaxError:
+                return None  # the loop reports it, with the line
+        else:
+            mx = cast("tuple[str, ...]", tuple(known))
+        if block is not None and len(block) <= MAX_MEMO_BLOCK:
+            _remember(_MX_BLOCKS, block, mx, MX_BLOCK_CACHE_SIZE)
     if (not mx and mode != "none") or len(mx) > MAX_MX_PATTERNS:
         return None  # the loop reports it
     return _policy(_MODES[mode], mx, min(int(max_age), MAX_AGE_LIMIT), ())
@@ -272,7 +287,7 @@ def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
 def _mx_value(value: str) -> str:
     pattern = _MX_CACHE.get(value)
     if pattern is None:
-        pattern = cached_pattern(value)
+        pattern = normalize_pattern(value)
         if len(value) <= MAX_MEMO_KEY:
             _remember(_MX_CACHE, value, pattern)
     return pattern
