@@ -254,9 +254,9 @@ def parse_policy(text: str | bytes) -> StsPolicy:
 
 
 def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
-    """The policy a :data:`_USUAL` match holds, or ``None`` to take the general path.
+    """The policy a ``_usual`` match holds, or ``None`` to take the general path.
 
-    :data:`_USUAL` accepts only files the line loop reads as ``version``,
+    ``_usual`` accepts only files the line loop reads as ``version``,
     ``mode``, ``max_age`` and these ``mx`` values with nothing else, so the
     result is the loop's; every error (and its line number) is left to the loop.
     """
