@@ -313,3 +313,12 @@ def test_policy_mx_block_memo_gives_the_same_policy_and_is_bounded() -> None:
     assert 0 < len(_policy._MX_BLOCKS) <= _policy.MX_BLOCK_CACHE_SIZE
     assert _policy.MAX_MEMO_BLOCK == 2048
     assert _policy.MX_BLOCK_CACHE_SIZE == 1024
+
+
+def test_pattern_index_memo_is_bounded() -> None:
+    assert _match.INDEX_CACHE_SIZE == 256
+    _match._INDEXES.clear()
+    kept = [(f"mx{i}.example",) for i in range(_match.INDEX_CACHE_SIZE + 10)]
+    for patterns in kept:
+        assert _match.pattern_index(patterns).covers(patterns[0])
+    assert 0 < len(_match._INDEXES) <= _match.INDEX_CACHE_SIZE

@@ -18,6 +18,7 @@ from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
 from mtasecure.errors import NameSyntaxError
 
 __all__ = [
+    "INDEX_CACHE_SIZE",
     "NAME_CACHE_SIZE",
     "PatternIndex",
     "cached_host",
@@ -28,6 +29,13 @@ __all__ = [
 
 NAME_CACHE_SIZE = 8192
 """How many distinct names each memo keeps before it starts afresh."""
+
+INDEX_CACHE_SIZE = 256
+"""How many policies' pattern indexes are kept before the memo starts afresh.
+
+Smaller than :data:`NAME_CACHE_SIZE`: an index holds its policy's patterns
+alive, and a policy may have up to ``MAX_MX_PATTERNS`` of them.
+"""
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -189,7 +197,7 @@ def pattern_index(patterns: tuple[str, ...]) -> PatternIndex:
     index = _INDEXES.get(id(patterns))
     if index is None or index.patterns is not patterns:
         index = PatternIndex(patterns)
-        _remember(_INDEXES, id(patterns), index)
+        _remember(_INDEXES, id(patterns), index, INDEX_CACHE_SIZE)
     return index
 
 

@@ -270,11 +270,19 @@ def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
         # value holds no space: splitting on whitespace gives "mx:", value, ...
         values = before.split()[1::2] + after.split()[1::2]
         known = dict.fromkeys(map(_MX_CACHE.get, values))  # patterns in order, once each
-        if None in known:  # a name not seen before: normalise (and remember) each
-            try:
-                mx = tuple(dict.fromkeys(_mx_value(value) for value in values))
-            except NameSyntaxError:
-                return None  # the loop reports it, with the line
+        if None in known:  # a name not seen before: normalise (and remember) it
+            patterns: dict[str, None] = {}
+            for value in values:
+                pattern = _MX_CACHE.get(value)
+                if pattern is None:
+                    try:
+                        pattern = normalize_pattern(value)
+                    except NameSyntaxError:
+                        return None  # the loop reports it, with the line
+                    if len(value) <= MAX_MEMO_KEY:
+                        _remember(_MX_CACHE, value, pattern)
+                patterns[pattern] = None
+            mx = tuple(patterns)
         else:
             mx = cast("tuple[str, ...]", tuple(known))
         if block is not None and len(block) <= MAX_MEMO_BLOCK:
@@ -282,15 +290,6 @@ def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
     if (not mx and mode != "none") or len(mx) > MAX_MX_PATTERNS:
         return None  # the loop reports it
     return _policy(_MODES[mode], mx, min(int(max_age), MAX_AGE_LIMIT), ())
-
-
-def _mx_value(value: str) -> str:
-    pattern = _MX_CACHE.get(value)
-    if pattern is None:
-        pattern = normalize_pattern(value)
-        if len(value) <= MAX_MEMO_KEY:
-            _remember(_MX_CACHE, value, pattern)
-    return pattern
 
 
 def _parse_lines(text: str) -> StsPolicy:
