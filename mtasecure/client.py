@@ -56,6 +56,7 @@ from mtasecure.mx import MxSet, parse_mx
 from mtasecure.requiretls import MessageFlags
 from mtasecure.results import CheckResult, FailureReason
 from mtasecure.sts import (
+    DEFAULT_FETCH_TIMEOUT,
     MAX_POLICY_BYTES,
     CachedPolicy,
     FetchFailure,
@@ -167,7 +168,7 @@ class StsSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     policy_port: int = Field(default=DEFAULT_POLICY_PORT, ge=1, le=65535)
-    fetch_timeout: float = Field(default=60.0, gt=0)
+    fetch_timeout: float = Field(default=DEFAULT_FETCH_TIMEOUT, gt=0)
     max_policy_bytes: int = Field(default=MAX_POLICY_BYTES, ge=1, le=MAX_POLICY_BYTES)
     refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL
     idle_after: timedelta = DEFAULT_IDLE_AFTER
@@ -976,7 +977,7 @@ class MtaSecure:
                 until, entry.expires_at, entry.fetched_at + self.sts_settings.refresh_interval
             )
         failure = self._failures.get(key)
-        if failure is not None:
+        if failure is not None and now < failure.at + FETCH_RETRY_DELAY:
             until = min(until, failure.at + FETCH_RETRY_DELAY)
         return until
 

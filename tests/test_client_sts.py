@@ -406,3 +406,49 @@ async def test_default_http_client_takes_public_only(clock: FrozenClock) -> None
         assert client.http.public_only  # type: ignore[attr-defined]
     async with MtaSecure(resolver=world(), clock=clock) as client:
         assert not client.http.public_only  # type: ignore[attr-defined]
+
+
+async def test_an_old_failure_does_not_disable_the_fast_path(clock: FrozenClock) -> None:
+    resolver = world(ttl=3600)
+    http = FakeHttpClient()
+    http.add(URL, ENFORCE)
+    async with client_for(resolver, http, clock) as client:
+        await client.sts_policy("example.com")
+        set_record(resolver, "v=STSv1; id=2;", ttl=3600)
+        http.add(URL, "down", status=500)
+        clock.advance(3600)
+        failed = await client.sts_lookup("example.com")  # id 2 cannot be fetched
+        assert failed.result.reason is FailureReason.STS_POLICY_FETCH_ERROR
+        set_record(resolver, "v=STSv1; id=1;", ttl=3600)  # the owner rolls back
+        clock.advance(3600)
+        back = await client.sts_lookup("example.com")
+        assert back.result.ok
+        queries = txt_queries(resolver)
+        clock.advance(60)
+        again = await client.sts_lookup("example.com")
+        assert again is back  # answered from memory: no new lookup, no new model
+        assert txt_queries(resolver) == queries
+
+
+async def test_in_memory_tables_are_bounded(
+    http: FakeHttpClient, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mtasecure.client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_TRACKED_DOMAINS", 20)
+    resolver = FakeResolver()  # no records: every domain has no policy
+    async with client_for(resolver, http, clock) as client:
+        for i in range(100):
+            await client.sts_lookup(f"d{i}.example")
+        assert len(client._answers) <= 20
+        assert len(client._txt) <= 20
+        assert len(client._used) <= 20
+        assert (await client.sts_lookup("d99.example")).policy is None
+
+
+def test_default_settings_follow_the_rfc() -> None:
+    settings = StsSettings()
+    assert settings.fetch_timeout == 60.0  # RFC 8461 §3.3: "one minute"
+    assert settings.max_policy_bytes == 65536  # RFC 8461 §3.3: 64 KiB
+    assert settings.refresh_interval == timedelta(days=1)  # §3.3: "once per day"
+    assert settings.policy_port == 443

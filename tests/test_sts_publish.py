@@ -137,6 +137,7 @@ def test_every_publication_reads_back(
 def test_sts_all_is_pinned() -> None:
     assert mtasecure.sts.__all__ == [
         "CachedPolicy",
+        "DEFAULT_FETCH_TIMEOUT",
         "DEFAULT_REFRESH_INTERVAL",
         "FETCH_RETRY_DELAY",
         "FetchFailure",

@@ -26,7 +26,12 @@ from mtasecure.sts._cache import (
     plan_refresh,
     txt_expiry,
 )
-from mtasecure.sts._fetch import POLICY_MEDIA_TYPE, check_response, check_transport_failure
+from mtasecure.sts._fetch import (
+    DEFAULT_FETCH_TIMEOUT,
+    POLICY_MEDIA_TYPE,
+    check_response,
+    check_transport_failure,
+)
 from mtasecure.sts._lint import Finding, Severity, lint_policy, lint_record
 from mtasecure.sts._match import match_mx
 from mtasecure.sts._policy import (
@@ -45,6 +50,7 @@ from mtasecure.sts._record import StsRecord, parse_record, record_name, render_r
 # Plain sorted() order, which tests/test_exported_members.py checks.
 __all__ = [  # noqa: RUF022
     "CachedPolicy",
+    "DEFAULT_FETCH_TIMEOUT",
     "DEFAULT_REFRESH_INTERVAL",
     "FETCH_RETRY_DELAY",
     "FetchFailure",

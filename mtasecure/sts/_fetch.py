@@ -33,10 +33,17 @@ from mtasecure.errors import ParseError
 from mtasecure.results import CheckResult, FailureReason
 from mtasecure.sts._policy import MAX_POLICY_BYTES, StsPolicy, parse_policy
 
-__all__ = ["POLICY_MEDIA_TYPE", "check_response", "check_transport_failure"]
+__all__ = [
+    "DEFAULT_FETCH_TIMEOUT",
+    "POLICY_MEDIA_TYPE",
+    "check_response",
+    "check_transport_failure",
+]
 
 POLICY_MEDIA_TYPE = "text/plain"
 """The media type a policy is served with (RFC 8461 §3.2)."""
+DEFAULT_FETCH_TIMEOUT = 60.0
+"""Seconds a whole policy fetch may take (RFC 8461 §3.3 suggests one minute)."""
 
 
 def check_response(

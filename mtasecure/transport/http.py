@@ -55,6 +55,7 @@ import mtasecure
 from mtasecure._http import HttpResponse
 from mtasecure.certs import TrustStore
 from mtasecure.errors import HttpError, TransportTimeout, UsageError
+from mtasecure.sts._fetch import DEFAULT_FETCH_TIMEOUT
 from mtasecure.transport._protocols import Resolver
 from mtasecure.transport.trust import load_system_trust_store
 
@@ -71,8 +72,8 @@ __all__ = [  # noqa: RUF022
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds to set up one connection (TCP and TLS handshake)."""
-DEFAULT_TIMEOUT = 60.0
-"""Seconds for a whole exchange when the caller names none (RFC 8461 §3.3: "one minute")."""
+DEFAULT_TIMEOUT = DEFAULT_FETCH_TIMEOUT
+"""Seconds for a whole exchange (RFC 8461 §3.3: "one minute"); the client's default fetch timeout."""
 MAX_ADDRESSES = 4
 """Most addresses of one host tried, in order, before giving up."""
 MAX_UPLOAD_REPLY_BYTES = 65536

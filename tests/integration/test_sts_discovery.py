@@ -128,7 +128,7 @@ async def test_unknown_name_at_the_address_is_a_fetch_error(client: MtaSecure) -
     assert lookup.result.reason is FailureReason.STS_POLICY_FETCH_ERROR
 
 
-async def test_no_record_means_no_fetch(client: MtaSecure) -> None:
+async def test_missing_policy_host_and_missing_record(client: MtaSecure) -> None:
     lookup = await client.sts_lookup("nsec3.example")
     # nsec3.example has a _mta-sts record but no mta-sts host: a fetch error, no policy.
     assert lookup.result.reason is FailureReason.STS_POLICY_FETCH_ERROR
