@@ -378,3 +378,25 @@ async def test_run_daily_reports_survives_a_failing_store() -> None:
     await asyncio.wait_for(task, timeout=5)
     (built,) = await client.build_daily_reports(DAY, OPTIONS)
     assert built.report.policies[0].summary.total_successful_session_count == 1
+
+
+async def test_public_only_keeps_report_uploads_off_private_addresses() -> None:
+    from mtasecure.client import StsSettings
+
+    zone = (
+        ZONE.replace(
+            '"v=TLSRPTv1; rua=mailto:tls@sts.example,https://rpt.sts.example/v1"',
+            '"v=TLSRPTv1; rua=https://rpt.sts.example/v1"',
+        )
+        + "rpt.sts.example. A 127.0.0.1\n"
+    )
+    clock = FrozenClock(NOON)
+    async with MtaSecure(
+        resolver=FakeResolver.from_zone(zone), clock=clock, sts=StsSettings(public_only=True)
+    ) as client:
+        await _deliver(client)
+        clock.set(NEXT_DAY)
+        (outcome,) = await client.send_daily_reports(DAY, OPTIONS, retry=NO_RETRY)
+    assert not outcome.delivered
+    assert outcome.uri == "https://rpt.sts.example/v1"
+    assert "refusing non-public address 127.0.0.1" in outcome.detail
