@@ -662,7 +662,10 @@ class MtaSecure:
             sender: the report mails' ``From`` and envelope sender; defaults
                 to ``options.contact_info``.
             dkim: the key to DKIM-sign report mails with (``dkim`` extra).
-            retry: the retry policy; the default retries for up to a day.
+            retry: the retry policy; the default retries for up to a day
+                (RFC 8460 §5.5), so the call can take that long when an
+                endpoint keeps failing: pass ``RetryPolicy(total=...)`` to
+                bound it.
             lease: seconds the claim on the day lasts.
             sleep: how to wait between attempts.
             rng: the source of retry jitter.
@@ -751,7 +754,9 @@ class MtaSecure:
         day) is sent as :meth:`send_daily_reports` does, by
         :func:`~mtasecure.transport.report_submit.send_due_reports`. A store
         failure is logged and retried on the next tick; nothing recorded is
-        dropped. On ``stop`` the last counts are flushed.
+        dropped. On ``stop`` the last counts are flushed. While a day's
+        reports are being delivered (retries included, see ``retry``) the
+        loop does not flush: sessions recorded meanwhile wait in memory.
 
         Args:
             options: what goes in the reports (``options.window``: one day).
