@@ -209,7 +209,8 @@ class MtaSecure:
         resolver: a :class:`~mtasecure.transport.Resolver`; ``None`` builds a
             :class:`~mtasecure.transport.DnsResolver` on the system's
             nameservers (only loopback ones trusted for DNSSEC).
-        http: an :class:`~mtasecure.transport.HttpClient` (kept for MTA-STS).
+        http: an :class:`~mtasecure.transport.HttpClient` (MTA-STS policy fetches,
+            TLS-RPT uploads to ``https`` rua endpoints).
         smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
             an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
         cache: a :class:`~mtasecure.transport.PolicyCache`; ``None`` keeps
