@@ -48,12 +48,20 @@ from mtasecure.requiretls import (
 from mtasecure.sts import StsRecord, record_name, select_record
 from mtasecure.transport.trust import load_system_trust_store
 
-__all__ = ["AddressResult", "DomainExplanation", "MxExplanation", "explain_domain"]
+__all__ = [
+    "AddressResult",
+    "DomainExplanation",
+    "MxExplanation",
+    "explain_domain",
+    "record_explanation",
+]
 
 DEMO_SENDER = "alice@sender.example"
 """The return path of the sample messages (RFC 5321 reverse-path)."""
 DEMO_REPORTING_MTA = "mta.sender.example"
 """The sending MTA's name in a bounce (``Reporting-MTA``, RFC 3464 §2.2.2)."""
+DEMO_SENDING_IP = "198.51.100.25"
+"""The demo MTA's own address (``sending-mta-ip``), from a documentation range (RFC 5737)."""
 
 
 @dataclass(frozen=True)
@@ -393,3 +401,49 @@ async def _probe(
         outcome=judge(requirement, observation),
         outcome_requiretls=judge(requirement_rt, observation),
     )
+
+
+def record_explanation(
+    client: MtaSecure, explanation: DomainExplanation, *, sending_ip: str | None = None
+) -> int:
+    """Record every judged session of ``explanation`` for the TLS report (RFC 8460 §4.2–§4.4).
+
+    Each probed address whose session was judged for an ordinary message
+    counts once, through :meth:`~mtasecure.client.MtaSecure.record_session`,
+    under the policy its requirement was planned from; an MTA-STS discovery
+    failure of the plan goes with it. Addresses not probed (unusable MX,
+    refused connection) had no session and are not counted.
+
+    The ``failure-reason-code`` of a failed session is the detail of the
+    certificate check that failed with the same result type, when there is one.
+
+    Returns:
+        The sessions counted.
+    """
+    counted = 0
+    for host in explanation.hosts:
+        for address in host.addresses:
+            if address.outcome is None:
+                continue
+            counted += client.record_session(
+                explanation.domain,
+                host.requirement,
+                address.outcome,
+                sts_policy=explanation.sts.policy,
+                sts_failure=explanation.plan.sts_failure,
+                sending_ip=sending_ip,
+                receiving_ip=address.address,
+                failure_reason_code=_reason_code(address),
+            )
+    return counted
+
+
+def _reason_code(address: AddressResult) -> str | None:
+    """The detail of the check whose failure is the outcome's result type, if any."""
+    outcome, check = address.outcome, address.check
+    if outcome is None or outcome.reason is None or check is None:
+        return None
+    for result in (check.webpki, check.dane):
+        if result is not None and result.reason is outcome.reason and result.detail:
+            return result.detail
+    return None

@@ -16,6 +16,9 @@ Subcommands:
   record value.
 * ``mtasecure cache list|show|delete|purge`` — the SQLite policy cache
   (:mod:`mtasecure._cli_cache`).
+* ``mtasecure tlsrpt read FILE... [--json]`` — summarise received TLS
+  reports; ``mtasecure tlsrpt check-record TEXT`` — parse a ``_smtp._tls``
+  record (:mod:`mtasecure._cli_tlsrpt`).
 
 Exit status: 0 when nothing is wrong (``check``: mail to the domain is
 protected), 1 when the input is invalid or has error findings (``check``: not
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from mtasecure import __version__
 from mtasecure._cli_cache import add_cache_parser, run_cache
+from mtasecure._cli_tlsrpt import add_tlsrpt_parser, run_tlsrpt
 from mtasecure.decision import RequirementKind, SessionOutcome, TransportRequirement
 from mtasecure.errors import ParseError
 from mtasecure.results import CheckResult
@@ -58,6 +62,8 @@ from mtasecure.sts import (
 if TYPE_CHECKING:
     from mtasecure._explain import AddressResult, DomainExplanation, MxExplanation
     from mtasecure._world import World
+    from mtasecure.client import MtaSecure
+    from mtasecure.tlsrpt import BuiltReport
 
 __all__ = ["DemoDomain", "load_demo", "main"]
 
@@ -121,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "cache":
         return run_cache(args, out)
+    if args.command == "tlsrpt":
+        return run_tlsrpt(args, out)
     if args.command == "demo":
         return _run_demo(out)
     if args.command == "check":
@@ -223,6 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check_record.add_argument("text", metavar="TEXT", help='e.g. "v=STSv1; id=20260101"')
     add_cache_parser(commands)
+    add_tlsrpt_parser(commands)
     return parser
 
 
@@ -372,7 +381,7 @@ def _run_demo(out: TextIO) -> int:
     from mtasecure._world import World  # noqa: PLC0415 - only the demo needs the fakes
 
     world = World.default()
-    explanations, refetched = asyncio.run(_explain_world(world))
+    explanations, refetched, reports = asyncio.run(_explain_world(world))
     out.write(
         f"mtasecure {__version__} demo: {len(explanations)} example domains on the bundled "
         f"world ({world.name}), no network; the clock reads {_time(world.clock.now())}\n"
@@ -388,11 +397,16 @@ def _run_demo(out: TextIO) -> int:
         f"{refetched} new policy fetch(es): policies and _mta-sts answers are reused "
         "(RFC 8461 §3.3, §5.1)\n\n"
     )
+    _write_demo_reports(reports, world.clock.now(), out)
     return _demo(out)
 
 
-async def _explain_world(world: World) -> tuple[list[DomainExplanation], int]:
-    from mtasecure._explain import explain_domain  # noqa: PLC0415
+async def _explain_world(world: World) -> tuple[list[DomainExplanation], int, DemoReports]:
+    from mtasecure._explain import (  # noqa: PLC0415
+        DEMO_SENDING_IP,
+        explain_domain,
+        record_explanation,
+    )
 
     found = []
     async with world.client() as client:
@@ -402,7 +416,71 @@ async def _explain_world(world: World) -> tuple[list[DomainExplanation], int]:
         before = len(world.http.requests)
         for domain in world.domains:
             await client.sts_lookup(domain)
-    return found, len(world.http.requests) - before
+        refetched = len(world.http.requests) - before
+        # The sending MTA's side of TLS-RPT: every judged session is recorded,
+        # then the day's reports are built (not sent: no network, and the day
+        # is not over).
+        recorded = sum(record_explanation(client, e, sending_ip=DEMO_SENDING_IP) for e in found)
+        reports = await _demo_reports(client, world.clock.now())
+    return found, refetched, DemoReports(recorded=recorded, reports=reports)
+
+
+# --- demo, part 3: the day's TLS reports ---------------------------------------
+
+DEMO_REPORT_OPTIONS_FIELDS = {
+    "organization_name": "Sender Example",
+    "contact_info": "tlsrpt@sender.example",
+}
+"""Who the demo's sending MTA says it is in its reports (RFC 8460 §4.4)."""
+
+
+@dataclass(frozen=True)
+class DemoReports:
+    """What the demo recorded and built: sessions counted, and each report with its ``rua``."""
+
+    recorded: int
+    reports: tuple[tuple[BuiltReport, tuple[str, ...]], ...]
+
+
+async def _demo_reports(
+    client: MtaSecure, now: datetime
+) -> tuple[tuple[BuiltReport, tuple[str, ...]], ...]:
+    from mtasecure.errors import TransportError  # noqa: PLC0415
+    from mtasecure.tlsrpt import ReportOptions  # noqa: PLC0415
+    from mtasecure.transport.report_submit import resolve_rua  # noqa: PLC0415
+
+    built = await client.build_daily_reports(now, ReportOptions(**DEMO_REPORT_OPTIONS_FIELDS))
+    found = []
+    for report in built:
+        try:
+            rua = await resolve_rua(report.policy_domain, resolver=client.resolver)
+        except TransportError:
+            rua = ()
+        found.append((report, rua))
+    return tuple(found)
+
+
+def _write_demo_reports(demo: DemoReports, now: datetime, out: TextIO) -> None:
+    w = out.write
+    day = now.astimezone(UTC).date().isoformat()
+    published = [(r, rua) for r, rua in demo.reports if rua]
+    silent = [r.policy_domain for r, rua in demo.reports if not rua]
+    w(
+        f"TLS reports for {day} (RFC 8460): {demo.recorded} judged session(s) recorded with "
+        f"MtaSecure.record_session\nand aggregated into {len(demo.reports)} report(s), one per "
+        f"policy domain; {len(published)} of those domains publish _smtp._tls.\n"
+        "The day is not over and the demo has no network: the reports are built, not sent.\n"
+    )
+    for report, rua in published:
+        w(f"\n== {report.policy_domain}\n")
+        w(f"file     {report.filename} ({len(report.gzip)} bytes gzip, RFC 8460 §5.1)\n")
+        for uri in rua:
+            w(f"rua      {uri}  (would be sent to; RFC 8460 §3: every rua)\n")
+        pretty = json.dumps(json.loads(report.report.to_json()), indent=2, ensure_ascii=False)
+        w(pretty + "\n")
+    if silent:
+        w(f"\nNo _smtp._tls record, so no report is sent for: {', '.join(silent)}\n")
+    w("\n")
 
 
 def _run_check(args: argparse.Namespace, out: TextIO) -> int:

@@ -5,8 +5,9 @@ clock=None, sts=None, dns=None)``: each ``None`` builds the default. The resolve
 clock, the HTTP client and the policy cache are used (MTA-STS discovery:
 :meth:`MtaSecure.sts_policy`, :meth:`MtaSecure.sts_lookup`,
 :meth:`MtaSecure.sts_decision`), and the SMTP connector
-(:meth:`MtaSecure.check_mx`); the report store is accepted and kept for the
-features that need it.
+(:meth:`MtaSecure.check_mx`), and the TLS-RPT result store (RFC 8460:
+:meth:`MtaSecure.record_session`, :meth:`MtaSecure.build_daily_reports`,
+:meth:`MtaSecure.send_daily_reports`).
 
 MTA-STS discovery (RFC 8461 §3–§5) is planned by the core
 (:func:`mtasecure.sts.plan_refresh`, :func:`mtasecure.sts.plan_after_fetch`,
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -44,7 +47,9 @@ from mtasecure.decision import (
     STS_DISCOVERY_FAILURES,
     DeliveryPlan,
     MxCandidate,
+    SessionOutcome,
     StsState,
+    TransportRequirement,
     plan,
 )
 from mtasecure.dnssec import DnsAnswer, Security
@@ -83,16 +88,39 @@ from mtasecure.sts._cache import (
     MAX_REFRESH_BATCH,
 )
 from mtasecure.sts._match import cached_host
+from mtasecure.tlsrpt import (
+    BuiltReport,
+    DkimKey,
+    ReportOptions,
+    ReportWindow,
+    ResultBatch,
+    TlsRptCollector,
+    build_reports,
+    plan_session_record,
+)
+from mtasecure.tlsrpt import record_name as tlsrpt_record_name
+from mtasecure.tlsrpt._collect import DAY
+from mtasecure.tlsrpt._submit import RetryPolicy, parse_rua
 from mtasecure.transport import (
     Clock,
     DnsSettings,
     HttpClient,
+    MailSubmitter,
     MemoryPolicyCache,
     PolicyCache,
+    ReportStore,
     Resolver,
     SmtpConnector,
     SystemClock,
     resolver_from_settings,
+)
+from mtasecure.transport.report_memory import MemoryReportStore
+from mtasecure.transport.report_submit import (
+    SentReport,
+    SmtpSubmitter,
+    resolve_rua,
+    send_due_reports,
+    submit_report,
 )
 from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
 from mtasecure.transport.trust import load_system_trust_store
@@ -114,6 +142,7 @@ MAX_TRACKED_DOMAINS = 200_000
 """Most domains whose TXT answer, last use and last fetch failure are remembered in memory."""
 
 _log = logging.getLogger("mtasecure.sts")
+_report_log = logging.getLogger("mtasecure.tlsrpt")
 
 
 class StsSettings(BaseModel):
@@ -200,13 +229,18 @@ class MtaSecure:
     Args:
         resolver: a :class:`~mtasecure.transport.Resolver`; ``None`` builds
             the one ``dns`` describes.
-        http: an :class:`~mtasecure.transport.HttpClient` (kept for MTA-STS).
+        http: an :class:`~mtasecure.transport.HttpClient` (MTA-STS policy fetches,
+            TLS-RPT uploads to ``https`` rua endpoints).
         smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
             an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
         cache: a :class:`~mtasecure.transport.PolicyCache`; ``None`` keeps
             policies in memory only. A persistent cache gets an in-memory
             front (reads go to it only on a miss; writes go to both).
-        store: a report store (kept for TLS-RPT).
+        store: a :class:`~mtasecure.transport.ReportStore` for TLS-RPT session
+            results; ``None`` keeps them in memory
+            (:class:`~mtasecure.transport.report_memory.MemoryReportStore`),
+            which is lost on exit. Pass
+            ``SqliteReportStore(path)`` for results that survive a restart.
         clock: a :class:`~mtasecure.transport.Clock`; ``None`` reads the system time.
         sts: :class:`StsSettings`; ``None`` takes the defaults.
         dns: :class:`~mtasecure.transport.DnsSettings` for the default
@@ -230,7 +264,7 @@ class MtaSecure:
         http: HttpClient | None = None,
         smtp: SmtpConnector | None = None,
         cache: PolicyCache | None = None,
-        store: Any = None,
+        store: ReportStore | None = None,
         clock: Clock | None = None,
         sts: StsSettings | None = None,
         dns: DnsSettings | None = None,
@@ -246,7 +280,7 @@ class MtaSecure:
         self.smtp: SmtpConnector = smtp if smtp is not None else AsyncioSmtpConnector()
         self._trust: TrustStore | None = None
         self.cache = cache
-        self.store = store
+        self.store: ReportStore = store if store is not None else MemoryReportStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.sts_settings = sts if sts is not None else StsSettings()
         self._exclusions = StsExclusions(self.sts_settings.exclude)
@@ -260,6 +294,7 @@ class MtaSecure:
         self._used: dict[str, datetime] = {}
         self._inflight: dict[str, asyncio.Task[StsLookup]] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._init_reports()
 
     async def __aenter__(self) -> Self:
         return self
@@ -275,6 +310,7 @@ class MtaSecure:
     async def aclose(self) -> None:
         """Stop the proactive refresh; close the transports this object built (not those it was given)."""
         await self.stop_sts_refresh()
+        await self._close_reports()
         for task in list(self._inflight.values()):
             task.cancel()
         owned, self._owned = self._owned, []
@@ -540,6 +576,340 @@ class MtaSecure:
         if self._trust is None:
             self._trust = load_system_trust_store()
         return self._trust
+
+    # --- TLS-RPT (RFC 8460): recording sessions, building and sending reports ----
+    #
+    # One collector per client counts sessions on the delivery path; the counts
+    # move to ``self.store`` (flush_reports) attributed to the UTC day they were
+    # recorded in. The day's reports are built from the store and delivered to
+    # every rua of each domain's _smtp._tls record. The rules (what policy and
+    # result a session is filed under, report contents, rua parsing, retries)
+    # are the core's: mtasecure.tlsrpt.
+
+    def _init_reports(self) -> None:
+        # The collector record_session counts into (drained by flush_reports);
+        # public so that an MTA with its own judging can record into it directly.
+        self.reports = TlsRptCollector()
+        self._report_window: ReportWindow | None = None
+        self._report_queue: list[ResultBatch] = []
+        self._report_owner = f"mtasecure-{secrets.token_hex(8)}"
+
+    def record_session(
+        self,
+        domain: str,
+        requirement: TransportRequirement,
+        outcome: SessionOutcome | CheckResult | FailureReason | None,
+        *,
+        sts_policy: StsPolicy | None = None,
+        sts_failure: FailureReason | None = None,
+        sending_ip: str | None = None,
+        receiving_ip: str | None = None,
+        helo: str | None = None,
+        failure_reason_code: str | None = None,
+        additional_information: str | None = None,
+        is_report_mail: bool = False,
+    ) -> bool:
+        """Count one finished SMTP session for the TLS report of ``domain`` (RFC 8460 §4.2–§4.4).
+
+        Cheap and synchronous, so it can sit on the delivery path: the session
+        is counted in memory under the day of :attr:`clock`; the counts reach
+        :attr:`store` on the next :meth:`flush_reports` (which
+        :meth:`build_daily_reports`, :meth:`send_daily_reports` and
+        :meth:`aclose` call).
+
+        Args:
+            domain: the Policy Domain: the recipient (next-hop) domain the
+                plan was made for (see :mod:`mtasecure.tlsrpt._policy` for
+                the DANE case).
+            requirement: the MX's entry of :meth:`plan_delivery`'s plan.
+            outcome: :func:`mtasecure.decision.judge`'s verdict on the session
+                (or a :class:`CheckResult`/:class:`FailureReason`; ``None``
+                for success).
+            sts_policy: the MTA-STS policy the plan was made from, when the
+                requirement's policy type is ``sts`` (its lines become the
+                ``policy-string``).
+            sts_failure: ``DeliveryPlan.sts_failure`` — a discovery failure to
+                report (RFC 8460 §4.3.2.2).
+            sending_ip: this MTA's source address (``sending-mta-ip``).
+            receiving_ip: the MX address connected to (``receiving-ip``).
+            helo: the server's greeting name (``receiving-mx-helo``).
+            failure_reason_code: ``failure-reason-code`` of a failed session
+                (a TLS error name or message; default: the detail of a
+                failing :class:`CheckResult` outcome).
+            additional_information: ``additional-information``, a URI.
+            is_report_mail: the session carried a TLS report; it is not
+                counted, so reports never beget reports (RFC 8460 §5.3).
+
+        Returns:
+            Whether the session was counted (not for report mails, nor under
+            ``TLS-Required: No``, which sets the recipient's policies aside).
+
+        Raises:
+            UsageError: ``domain`` is not a host name, or an ``sts``
+                requirement comes without ``sts_policy``.
+        """
+        entry = plan_session_record(
+            domain,
+            requirement,
+            outcome,
+            sts_policy=sts_policy,
+            sts_failure=sts_failure,
+            failure_reason_code=failure_reason_code,
+            is_report_mail=is_report_mail,
+        )
+        if entry is None:
+            return False
+        now = self.clock.now()
+        window = self._report_window
+        if window is None or not window.start <= now < window.end:
+            self._seal_reports()
+            self._report_window = ReportWindow.containing(now)
+        self.reports.record(
+            entry.policy_domain,
+            entry.policy,
+            entry.result,
+            sending_ip=sending_ip,
+            mx_host=entry.mx_host,
+            receiving_ip=receiving_ip,
+            helo=helo,
+            failure_reason_code=entry.failure_reason_code,
+            additional_information=additional_information,
+        )
+        return True
+
+    def _seal_reports(self) -> None:
+        """Move what the collector holds into the queue, attributed to its window."""
+        if self._report_window is None:
+            # Counts recorded straight into ``self.reports``: the day of now.
+            self._report_window = ReportWindow.containing(self.clock.now())
+        batch = self.reports.drain(self._report_window)
+        if batch is not None:
+            self._report_queue.append(batch)
+
+    async def flush_reports(self) -> int:
+        """Add every recorded session to :attr:`store` (once: batches carry ids).
+
+        Returns:
+            The batches the store took.
+
+        Raises:
+            StoreError: the store failed; the counts stay queued in memory
+                and go with the next flush, never lost or counted twice.
+        """
+        self._seal_reports()
+        stored = 0
+        while self._report_queue:
+            await self.store.add(self._report_queue[0])
+            self._report_queue.pop(0)
+            stored += 1
+        return stored
+
+    async def _close_reports(self) -> None:
+        """Flush recorded sessions on close; a failing store is logged, not raised."""
+        try:
+            await self.flush_reports()
+        except StoreError as exc:
+            _report_log.error(
+                "TLS-RPT: %d result batch(es) could not be stored on close: %s",
+                len(self._report_queue),
+                exc,
+            )
+
+    async def build_daily_reports(
+        self, day: date, options: ReportOptions
+    ) -> tuple[BuiltReport, ...]:
+        """Build one report per policy domain for the UTC ``day`` (RFC 8460 §4, §5.1, §5.2).
+
+        Flushes first, then builds from what :attr:`store` holds for the day
+        (from every fleet member, if the store is shared). Nothing is sent or
+        marked; a day still running gives the reports so far.
+
+        Args:
+            day: the UTC day: a :class:`~datetime.date`, or an aware
+                :class:`~datetime.datetime` inside it.
+            options: what goes in the reports (``options.window`` must be one
+                day).
+
+        Raises:
+            StoreError: the store could not be read or written.
+            UsageError: ``day`` is a naive datetime, or the options ask for
+                another window length.
+        """
+        window = _report_day(day, options)
+        await self.flush_reports()
+        return build_reports(await self.store.load(window), options)
+
+    async def send_daily_reports(
+        self,
+        day: date,
+        options: ReportOptions,
+        *,
+        mail: MailSubmitter | None = None,
+        sender: str | None = None,
+        dkim: DkimKey | None = None,
+        retry: RetryPolicy | None = None,
+        lease: float = 6 * 3600.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> tuple[SentReport, ...]:
+        """Build the reports of a finished UTC ``day`` and deliver each to every ``rua`` (RFC 8460 §3, §5).
+
+        For each policy domain with results: look up its ``_smtp._tls``
+        record (:func:`~mtasecure.transport.report_submit.resolve_rua`), POST
+        the gzip report to every ``https`` URI through :attr:`http` and mail
+        it (RFC 8460 §5.3) to every ``mailto`` URI through ``mail``, each with
+        its own retries (§5.5); then mark the domain sent in :attr:`store`.
+        A domain already marked sent is skipped, so calling again after a
+        crash sends only what is left; a fleet sharing the store claims the
+        day first, and a member that does not get the claim sends nothing.
+        When every domain is done, the day is pruned from the store.
+
+        Args:
+            day: the UTC day; it must be over (RFC 8460 §4.1: reports cover
+                full days).
+            options: what goes in the reports, and the submitter.
+            mail: the submitter for ``mailto`` URIs; ``None`` builds an
+                :class:`~mtasecure.transport.report_submit.SmtpSubmitter` to
+                ``localhost:587`` when one is needed.
+            sender: the report mails' ``From`` and envelope sender; defaults
+                to ``options.contact_info``.
+            dkim: the key to DKIM-sign report mails with (``dkim`` extra).
+            retry: the retry policy; the default retries for up to a day
+                (RFC 8460 §5.5), so the call can take that long when an
+                endpoint keeps failing: pass ``RetryPolicy(total=...)`` to
+                bound it.
+            lease: seconds the claim on the day lasts.
+            sleep: how to wait between attempts.
+            rng: the source of retry jitter.
+
+        Returns:
+            One :class:`SentReport` per ``rua`` URI tried (a domain whose
+            ``_smtp._tls`` lookup failed gets one undelivered entry naming
+            the record, and stays unmarked for the next call). Delivery
+            failures are values, not exceptions.
+
+        Raises:
+            StoreError: the store could not be read or written.
+            UsageError: the day is not over, or see :meth:`build_daily_reports`.
+        """
+        window = _report_day(day, options)
+        now = self.clock.now()
+        if window.end > now:
+            raise UsageError(
+                f"the day {window.start.date()} is not over: a report covers a full UTC day "
+                "(RFC 8460 §4.1)"
+            )
+        await self.flush_reports()
+        if not await self.store.claim(window, self._report_owner, now=now, lease=lease):
+            return ()
+        done = await self.store.sent(window)
+        reports = build_reports(await self.store.load(window), options)
+        sent: list[SentReport] = []
+        pending = False
+        for report in reports:
+            if report.policy_domain in done:
+                continue
+            common = {
+                "policy_domain": report.policy_domain,
+                "report_id": report.report.report_id,
+                "window_start": window.start,
+            }
+            try:
+                uris = await resolve_rua(report.policy_domain, resolver=self.resolver)
+            except TransportError as exc:
+                pending = True
+                name = tlsrpt_record_name(report.policy_domain)
+                sent.append(
+                    SentReport(uri=name, delivered=False, attempts=0, detail=str(exc), **common)
+                )
+                continue
+            kinds = {parse_rua(uri).kind for uri in uris}
+            if mail is None and "mailto" in kinds:
+                mail = SmtpSubmitter()
+            outcomes = await submit_report(
+                report,
+                uris,
+                http=self.http if "https" in kinds else None,
+                mail=mail,
+                sender=sender or options.contact_info,
+                now=now,
+                dkim=dkim,
+                retry=retry,
+                sleep=sleep,
+                rng=rng,
+            )
+            await self.store.mark_sent(window, report.policy_domain, report.report.report_id)
+            sent.extend(SentReport(**o.model_dump(), **common) for o in outcomes)
+        if not pending:
+            await self.store.prune(window)
+        return tuple(sent)
+
+    async def run_daily_reports(
+        self,
+        options: ReportOptions,
+        *,
+        stop: asyncio.Event,
+        mail: MailSubmitter | None = None,
+        sender: str | None = None,
+        dkim: DkimKey | None = None,
+        retry: RetryPolicy | None = None,
+        owner: str | None = None,
+        flush_interval: float = 1.0,
+        on_sent: Callable[[SentReport], None] | None = None,
+    ) -> None:
+        """Flush and send reports until ``stop`` is set: the long-running MTA's loop (RFC 8460 §4.1, §5).
+
+        Every ``flush_interval`` seconds, recorded sessions go to
+        :attr:`store` and every finished day whose jittered send time has
+        come (:func:`~mtasecure.tlsrpt._schedule.plan_send_time`: 5 minutes
+        to 4 hours after midnight UTC, the same for a given submitter and
+        day) is sent as :meth:`send_daily_reports` does, by
+        :func:`~mtasecure.transport.report_submit.send_due_reports`. A store
+        failure is logged and retried on the next tick; nothing recorded is
+        dropped. On ``stop`` the last counts are flushed. While a day's
+        reports are being delivered (retries included, see ``retry``) the
+        loop does not flush: sessions recorded meanwhile wait in memory.
+
+        Args:
+            options: what goes in the reports (``options.window``: one day).
+            stop: set it to end the loop.
+            mail: see :meth:`send_daily_reports`.
+            sender: see :meth:`send_daily_reports`.
+            dkim: see :meth:`send_daily_reports`.
+            retry: see :meth:`send_daily_reports`.
+            owner: this sender's name in a fleet, stable across restarts, so
+                that a restarted sender resumes its own claim on a day
+                (default: a random name per client).
+            flush_interval: seconds between ticks.
+            on_sent: called with each delivery outcome.
+        """
+        _report_day(self.clock.now(), options)  # the window-length check
+        lookup = functools.partial(resolve_rua, resolver=self.resolver)
+        submitter = mail if mail is not None else SmtpSubmitter()
+        while not stop.is_set():
+            sent: tuple[SentReport, ...] = ()
+            try:
+                await self.flush_reports()
+                sent, _ = await send_due_reports(
+                    self.store,
+                    options,
+                    now=self.clock.now(),
+                    lookup_rua=lookup,
+                    owner=owner or self._report_owner,
+                    http=self.http,
+                    mail=submitter,
+                    sender=sender or options.contact_info,
+                    dkim=dkim,
+                    retry=retry,
+                )
+            except StoreError as exc:
+                _report_log.warning("TLS-RPT: the report store failed, retrying: %s", exc)
+            for item in sent:
+                if on_sent is not None:
+                    on_sent(item)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=flush_interval)
+        await self._close_reports()
 
     # --- MTA-STS (RFC 8461 §3-§5) -------------------------------------------
 
@@ -824,3 +1194,16 @@ def _plan_mx_set_dane(mx_set: MxSet, host: str, listed: bool, port: int) -> Dane
             **common,
         )
     return None
+
+
+def _report_day(day: date, options: ReportOptions) -> ReportWindow:
+    """The UTC day ``day`` names, as a report window (RFC 8460 §4.1)."""
+    if options.window != DAY:
+        raise UsageError(
+            "the facade records per UTC day: options.window must be one day (RFC 8460 §4.1)"
+        )
+    if isinstance(day, datetime):
+        if day.tzinfo is None:
+            raise UsageError("day must be a date or a timezone-aware datetime")
+        return ReportWindow.containing(day)
+    return ReportWindow.containing(datetime(day.year, day.month, day.day, tzinfo=UTC))

@@ -380,3 +380,69 @@ def test_check_fetch_timeout_default_is_the_named_constant(
     assert main(["check", "example.com", "--resolver", "127.0.0.1", "--timeout", "2.5"]) == 2
     assert seen == [CHECK_FETCH_TIMEOUT, 2.5]
     assert CHECK_FETCH_TIMEOUT == 30.0
+
+
+def _report_part(demo_out: str) -> str:
+    head = "TLS reports for 2026-03-01 (RFC 8460): "
+    assert head in demo_out
+    return demo_out.split(head, 1)[1].split("\nPolicy files:", 1)[0]
+
+
+def test_demo_records_the_sessions_and_builds_the_days_reports(demo_out: str) -> None:
+    part = _report_part(demo_out)
+    assert part.startswith("7 judged session(s) recorded with MtaSecure.record_session")
+    assert "aggregated into 6 report(s), one per policy domain; 2 of those domains" in part
+    assert "the reports are built, not sent" in part
+    assert (
+        "No _smtp._tls record, so no report is sent for: dane.example, norequiretls.example, "
+        "plain.example, sts.example" in part
+    )
+    lines = part.splitlines()
+    assert "== testing.example" in lines
+    assert (
+        "rua      mailto:tlsrpt@testing.example  (would be sent to; RFC 8460 §3: every rua)"
+        in lines
+    )
+    # Every rua of wrongname.example's record, not just the first (RFC 8460 §3).
+    assert any(line.startswith("rua      https://tlsrpt.wrongname.example/v1 ") for line in lines)
+    assert any(line.startswith("rua      mailto:tls-reports@wrongname.example ") for line in lines)
+    files = [line.split()[1] for line in lines if line.startswith("file     ")]
+    assert [f.split("!")[:4] for f in files] == [
+        ["sender.example", "testing.example", "1772323200", "1772409599"],
+        ["sender.example", "wrongname.example", "1772323200", "1772409599"],
+    ]
+    assert all(f.endswith(".json.gz") for f in files)
+
+
+def test_demo_report_json_is_an_rfc8460_report(demo_out: str) -> None:
+    from mtasecure.results import FailureReason
+    from mtasecure.tlsrpt import PolicyType, parse_report
+
+    part = _report_part(demo_out)
+    blocks = ["{" + b.split("\n}\n", 1)[0] + "\n}" for b in part.split("\n{\n")[1:]]
+    reports = [parse_report(block) for block in blocks]
+    assert [r.policies[0].policy.policy_domain for r in reports] == [
+        "testing.example",
+        "wrongname.example",
+    ]
+    testing, wrongname = reports
+    assert testing.organization_name == "Sender Example"
+    assert testing.contact_info == "tlsrpt@sender.example"
+    (entry,) = testing.policies
+    assert entry.policy.policy_type is PolicyType.STS
+    assert entry.policy.policy_string == (
+        "version: STSv1",
+        "mode: testing",
+        "mx: mx.testing.example",
+        "max_age: 604800",
+    )
+    assert (testing.total_successful, testing.total_failed) == (0, 1)
+    (detail,) = entry.failure_details
+    assert detail.result_type is FailureReason.CERTIFICATE_EXPIRED
+    assert detail.sending_mta_ip == "198.51.100.25"
+    assert detail.receiving_ip == "192.0.2.40"
+    assert detail.failure_reason_code is not None
+    assert "expired" in detail.failure_reason_code
+    (wrong,) = wrongname.policies[0].failure_details
+    assert wrong.result_type is FailureReason.CERTIFICATE_HOST_MISMATCH
+    assert wrong.receiving_mx_hostname == "mx.wrongname.example"
