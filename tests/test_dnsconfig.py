@@ -16,6 +16,7 @@ from mtasecure.transport import (
     ValidatingResolver,
     resolver_from_settings,
 )
+from mtasecure.transport.dnsconfig import MAX_RETRIES
 
 ANCHOR = ". 3600 IN DS 4242 13 2 " + "ab" * 32
 
@@ -54,6 +55,11 @@ def test_local_mode_reads_an_anchor_from_text() -> None:
     assert resolver.anchor != ROOT_TRUST_ANCHOR
 
 
+def test_retry_limit() -> None:
+    assert MAX_RETRIES == 10
+    assert DnsSettings(retries=MAX_RETRIES).retries == MAX_RETRIES
+
+
 def test_limits_are_passed_on() -> None:
     for mode in DnssecMode:
         settings = DnsSettings(
@@ -72,6 +78,7 @@ def test_limits_are_passed_on() -> None:
         ({"nameservers": ("ns.example",)}, "not an IP address"),
         ({"dnssec": "remote"}, "dnssec"),
         ({"timeout": 0}, "timeout"),
+        ({"retries": MAX_RETRIES + 1}, "retries"),
     ],
 )
 def test_settings_that_do_not_fit_are_refused(fields: dict[str, object], message: str) -> None:

@@ -37,7 +37,10 @@ from mtasecure.transport.resolver import (
 )
 from mtasecure.transport.validating import ValidatingResolver
 
-__all__ = ["DnsSettings", "DnssecMode", "resolver_from_settings"]
+__all__ = ["MAX_RETRIES", "DnsSettings", "DnssecMode", "resolver_from_settings"]
+
+MAX_RETRIES = 10
+"""Most extra rounds over the nameservers a configuration may ask for."""
 
 
 class DnssecMode(StrEnum):
@@ -69,7 +72,8 @@ class DnsSettings(BaseModel):
             means the IANA root KSKs. Not allowed in ``validator`` mode,
             where the validator holds the anchor.
         timeout: seconds per try of one nameserver.
-        retries: extra rounds over the nameservers.
+        retries: extra rounds over the nameservers (at most
+            :data:`MAX_RETRIES`).
         lifetime: seconds one lookup may take in all.
 
     Raises:
@@ -84,7 +88,7 @@ class DnsSettings(BaseModel):
     trusted: tuple[str, ...] | None = None
     trust_anchor: TrustAnchor | None = None
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
-    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=10)
+    retries: int = Field(default=DEFAULT_RETRIES, ge=0, le=MAX_RETRIES)
     lifetime: float = Field(default=DEFAULT_LIFETIME, gt=0)
 
     @field_validator("nameservers", "trusted")
