@@ -120,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # failure. Point stdout at devnull so the interpreter's final flush
         # does not complain either.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
         return EXIT_OK
 
 
