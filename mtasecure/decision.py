@@ -65,7 +65,8 @@ from mtasecure.requiretls import (
     check_requiretls_hop,
     choose_bounce_failure,
 )
-from mtasecure.results import CheckResult, FailureReason
+from mtasecure.results import CheckResult, FailureReason, PolicyType
+from mtasecure.sts._policy import PolicyMode
 
 __all__ = [
     "Authentication",
@@ -77,7 +78,6 @@ __all__ = [
     "RequirementKind",
     "SessionObservation",
     "SessionOutcome",
-    "StsMode",
     "StsState",
     "TlsaState",
     "TransportRequirement",
@@ -99,14 +99,6 @@ class TlsaState(StrEnum):
     """``insecure`` records, an authenticated denial, or no lookup made (insecure MX or address)."""
     FAILED = "failed"
     """The lookup failed: an error, ``bogus`` or ``indeterminate`` (RFC 7672 §2.1.1)."""
-
-
-class StsMode(StrEnum):
-    """The MTA-STS policy modes (RFC 8461 §5)."""
-
-    ENFORCE = "enforce"
-    TESTING = "testing"
-    NONE = "none"
 
 
 class RequirementKind(StrEnum):
@@ -132,14 +124,6 @@ class Authentication(StrEnum):
     """By the TLSA records (RFC 7672 §3)."""
     WEBPKI = "webpki"
     """By a trusted chain and the MX host name (RFC 8461 §4.2, RFC 6125)."""
-
-
-class PolicyType(StrEnum):
-    """The ``policy-type`` a TLS report files the session under (RFC 8460 §4.4)."""
-
-    TLSA = "tlsa"
-    STS = "sts"
-    NO_POLICY_FOUND = "no-policy-found"
 
 
 class Verdict(StrEnum):
@@ -242,7 +226,7 @@ class StsState(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    mode: StsMode | None = None
+    mode: PolicyMode | None = None
     mx: tuple[str, ...] = ()
     failure: FailureReason | None = None
 
@@ -264,7 +248,7 @@ class StsState(BaseModel):
     @classmethod
     def of(cls, policy: _PolicyLike, *, failure: FailureReason | None = None) -> StsState:
         """The state for a policy object with ``mode`` and ``mx`` (e.g. an ``StsPolicy``)."""
-        return cls(mode=StsMode(str(policy.mode)), mx=tuple(policy.mx), failure=failure)
+        return cls(mode=policy.mode, mx=tuple(policy.mx), failure=failure)
 
     def matches(self, host: str) -> bool:
         """Whether ``host`` (normalised) matches one of the ``mx`` patterns (RFC 8461 §4.1)."""
@@ -434,7 +418,7 @@ def _plan_one(
             detail="TLS-Required: No: try STARTTLS, ignore DANE and MTA-STS (RFC 8689 §4.2.2)",
         )
     secure = security is Security.SECURE
-    sts_active = sts.mode in (StsMode.ENFORCE, StsMode.TESTING)
+    sts_active = sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
     match = sts.matches(mx.host) if sts_active else None
     tlsa_unusable = secure and mx.tlsa is TlsaState.UNUSABLE
     needs = None
@@ -465,7 +449,7 @@ def _plan_one(
             policy_type=PolicyType.TLSA,
             detail="usable secure TLSA records: DANE authentication is mandatory (RFC 7672 §2.2)",
         )
-    if sts.mode is StsMode.ENFORCE:
+    if sts.mode is PolicyMode.ENFORCE:
         if not match:
             return TransportRequirement(
                 **common,
@@ -484,7 +468,7 @@ def _plan_one(
             policy_type=PolicyType.STS,
             detail="MTA-STS enforce: TLS with a WebPKI certificate for the MX (RFC 8461 §4.2, §5)",
         )
-    if sts.mode is StsMode.TESTING:
+    if sts.mode is PolicyMode.TESTING:
         return TransportRequirement(
             **common,
             kind=RequirementKind.STS_TESTING,
@@ -516,7 +500,7 @@ def _plan_one(
 
 def _has_policy(mx: MxCandidate, security: Security, sts: StsState) -> bool:
     dane = security is Security.SECURE and mx.tlsa is not TlsaState.ABSENT
-    return dane or sts.mode in (StsMode.ENFORCE, StsMode.TESTING)
+    return dane or sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
 
 
 class SessionObservation(BaseModel):

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["CheckResult", "FailureReason"]
+__all__ = ["CheckResult", "FailureReason", "PolicyType"]
 
 
 class FailureReason(StrEnum):
@@ -34,6 +34,21 @@ class FailureReason(StrEnum):
     STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"
     STS_POLICY_INVALID = "sts-policy-invalid"
     STS_WEBPKI_INVALID = "sts-webpki-invalid"
+
+
+class PolicyType(StrEnum):
+    """The ``policy-type`` values of RFC 8460 §4.4: which policy governed a session.
+
+    Shared by the decision engine (which policy a requirement comes from) and
+    the TLS-RPT report model (what a report files the session under).
+    """
+
+    TLSA = "tlsa"
+    """DANE TLSA records (RFC 7672)."""
+    STS = "sts"
+    """An MTA-STS policy (RFC 8461)."""
+    NO_POLICY_FOUND = "no-policy-found"
+    """Neither: opportunistic TLS."""
 
 
 class CheckResult(BaseModel):

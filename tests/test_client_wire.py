@@ -15,7 +15,7 @@ from mtasecure import FailureReason, HttpError
 from mtasecure.certs import TrustStore
 from mtasecure.client import MtaSecure, MxAddressCheck, MxCheck, StsLookup, StsSettings
 from mtasecure.dane import association_data
-from mtasecure.decision import RequirementKind, SessionOutcome, StsMode, StsState
+from mtasecure.decision import RequirementKind, SessionOutcome, StsState
 from mtasecure.requiretls import MessageFlags
 from mtasecure.results import CheckResult
 from mtasecure.sts import PolicyMode, StsPolicy
@@ -75,7 +75,7 @@ def test_lookup_state_keeps_the_policy_and_the_discovery_failure() -> None:
     enforce = StsPolicy(mode=PolicyMode.ENFORCE, mx=(MX,), max_age=86400)
     webpki = FailureReason.STS_WEBPKI_INVALID
     cached = StsLookup(domain=DOMAIN, policy=enforce, result=CheckResult.failed(webpki, "x"))
-    assert cached.state == StsState(mode=StsMode.ENFORCE, mx=(MX,), failure=webpki)
+    assert cached.state == StsState(mode=PolicyMode.ENFORCE, mx=(MX,), failure=webpki)
     none = StsLookup(domain=DOMAIN, result=CheckResult.failed(webpki, "x"))
     assert none.state == StsState(failure=webpki)
     excluded = StsLookup(domain=DOMAIN, excluded=True)
@@ -199,7 +199,7 @@ async def test_secure_tlsa_beats_mta_sts() -> None:
 async def test_sts_argument_overrides_discovery() -> None:
     resolver = FakeResolver(zone=zone())
     http = served(policy("none"))
-    override = StsState(mode=StsMode.ENFORCE, mx=(MX,))
+    override = StsState(mode=PolicyMode.ENFORCE, mx=(MX,))
     async with client(resolver, http) as mta:
         result = await mta.plan_delivery(DOMAIN, sts=override)
     assert result.requirements[0].kind is RequirementKind.STS_ENFORCE
@@ -254,7 +254,7 @@ async def test_check_mx_enforce_good_certificate_delivers(pki: dict[str, object]
     result, _ = await check(pki, policy("enforce"), "good")
     assert kind(result) is RequirementKind.STS_ENFORCE
     assert result.sts is not None
-    assert result.sts.mode is StsMode.ENFORCE
+    assert result.sts.mode is PolicyMode.ENFORCE
     (address,) = result.checks
     assert outcome(address).deliver
     assert outcome(address).reason is None

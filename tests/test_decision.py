@@ -18,7 +18,6 @@ from mtasecure.decision import (
     RequirementKind,
     SessionObservation,
     SessionOutcome,
-    StsMode,
     StsState,
     TlsaState,
     Verdict,
@@ -30,6 +29,7 @@ from mtasecure.dnssec import Security
 from mtasecure.errors import UsageError
 from mtasecure.requiretls import MessageFlags, RequireTlsFailure
 from mtasecure.results import CheckResult, FailureReason
+from mtasecure.sts import PolicyMode
 
 REQUIRETLS = MessageFlags(requiretls=True)
 GOOD = CheckResult.passed()
@@ -67,7 +67,6 @@ def test_all_is_pinned() -> None:
         "RequirementKind",
         "SessionObservation",
         "SessionOutcome",
-        "StsMode",
         "StsState",
         "TlsaState",
         "TransportRequirement",
@@ -93,7 +92,7 @@ def test_names_are_normalised() -> None:
         "Example.NET.",
         mx_security=Security.INSECURE,
         mx=[MxCandidate(host="MX.Example.NET.")],
-        sts=StsState(mode=StsMode.ENFORCE, mx=("*.EXAMPLE.net",)),
+        sts=StsState(mode=PolicyMode.ENFORCE, mx=("*.EXAMPLE.net",)),
     )
     assert result.domain == "example.net"
     assert result.requirements[0].host == "mx.example.net"
@@ -108,7 +107,7 @@ def test_bad_inputs_are_usage_or_validation_errors() -> None:
     with pytest.raises(ValidationError):
         MxCandidate(host="mx.example", preference=70000)
     with pytest.raises(ValidationError):
-        StsState(mode=StsMode.ENFORCE, mx=("mx.*.example",))
+        StsState(mode=PolicyMode.ENFORCE, mx=("mx.*.example",))
     with pytest.raises(ValidationError):
         StsState(failure=FailureReason.DANE_REQUIRED)
     # RFC 8460 §4.3.2.2 lists all three as MTA-STS policy failures.
@@ -148,7 +147,7 @@ def test_dane_requirement_carries_the_tlsa_set_and_policy_type() -> None:
         "example.net",
         mx_security=Security.SECURE,
         mx=[MxCandidate(host="mx.example.net", tlsa=TlsaState.USABLE, tlsa_records=records)],
-        sts=StsState(mode=StsMode.ENFORCE, mx=("mx.example.net",)),
+        sts=StsState(mode=PolicyMode.ENFORCE, mx=("mx.example.net",)),
     )
     (requirement,) = result.requirements
     assert requirement.kind is RequirementKind.DANE
@@ -208,7 +207,9 @@ def test_fetch_failure_is_reported_unless_tls_required_no() -> None:
 def test_cached_enforce_policy_applies_after_a_fetch_failure() -> None:
     # RFC 8461 §3.3: a valid cached policy is applied when no live policy can be had.
     sts = StsState(
-        mode=StsMode.ENFORCE, mx=("mx.example.net",), failure=FailureReason.STS_POLICY_FETCH_ERROR
+        mode=PolicyMode.ENFORCE,
+        mx=("mx.example.net",),
+        failure=FailureReason.STS_POLICY_FETCH_ERROR,
     )
     result = plan(
         "example.net",
@@ -226,7 +227,7 @@ def test_tls_required_no_marks_ignored_policies() -> None:
         "example.net",
         mx_security=Security.INSECURE,
         mx=[MxCandidate(host="mx.example.net")],
-        sts=StsState(mode=StsMode.ENFORCE, mx=("mx.example.net",)),
+        sts=StsState(mode=PolicyMode.ENFORCE, mx=("mx.example.net",)),
         flags=flags,
     )
     assert enforced.requirements[0].policy_ignored
@@ -252,7 +253,7 @@ def test_missing_certificate_check_fails_closed() -> None:
         "example.net",
         mx_security=Security.INSECURE,
         mx=[MxCandidate(host="mx.example.net")],
-        sts=StsState(mode=StsMode.ENFORCE, mx=("mx.example.net",)),
+        sts=StsState(mode=PolicyMode.ENFORCE, mx=("mx.example.net",)),
     ).requirements
     session = SessionObservation(host="mx.example.net", starttls_offered=True, tls_established=True)
     outcome = judge(requirement, session)
@@ -265,7 +266,7 @@ def test_handshake_failure_reason_is_passed_through() -> None:
         "example.net",
         mx_security=Security.INSECURE,
         mx=[MxCandidate(host="mx.example.net")],
-        sts=StsState(mode=StsMode.TESTING, mx=("mx.example.net",)),
+        sts=StsState(mode=PolicyMode.TESTING, mx=("mx.example.net",)),
     ).requirements
     session = SessionObservation(
         host="mx.example.net",
@@ -306,7 +307,7 @@ def test_requiretls_bounce_still_follows_the_recipient_policy() -> None:
         "example.org",
         mx_security=Security.INSECURE,
         mx=[MxCandidate(host="mx.example.org")],
-        sts=StsState(mode=StsMode.ENFORCE, mx=("mx.example.org",)),
+        sts=StsState(mode=PolicyMode.ENFORCE, mx=("mx.example.org",)),
         flags=BOUNCE_FLAGS,
     ).requirements
     outcome = judge(requirement, SessionObservation(host="mx.example.org"))
@@ -316,7 +317,7 @@ def test_requiretls_bounce_still_follows_the_recipient_policy() -> None:
             "example.org",
             mx_security=Security.INSECURE,
             mx=[MxCandidate(host="mx.example.org")],
-            sts=StsState(mode=StsMode.ENFORCE, mx=("mx.example.org",)),
+            sts=StsState(mode=PolicyMode.ENFORCE, mx=("mx.example.org",)),
             flags=BOUNCE_FLAGS,
         ),
         {"mx.example.org": outcome},
@@ -380,7 +381,7 @@ def test_conclude_refuses_a_delivered_message() -> None:
 
 SECURITY = st.sampled_from(list(Security))
 TLSA = st.sampled_from(list(TlsaState))
-MODES = st.sampled_from([None, *StsMode])
+MODES = st.sampled_from([None, *PolicyMode])
 
 
 @given(
@@ -394,7 +395,7 @@ MODES = st.sampled_from([None, *StsMode])
 def test_invariants(  # noqa: PLR0917 - one argument per table column
     security: Security,
     tlsa: TlsaState,
-    mode: StsMode | None,
+    mode: PolicyMode | None,
     listed: bool,
     requiretls: bool,
     no: bool,
@@ -412,7 +413,7 @@ def test_invariants(  # noqa: PLR0917 - one argument per table column
     if security in (Security.BOGUS, Security.INDETERMINATE):
         assert requirement.kind is RequirementKind.UNUSABLE
     # MTA-STS enforce is never silently downgraded (RFC 8461 §5) unless TLS-Required: No.
-    if mode is StsMode.ENFORCE and not flags.tls_optional and requirement.usable:
+    if mode is PolicyMode.ENFORCE and not flags.tls_optional and requirement.usable:
         assert requirement.tls_required
         assert requirement.authentication is not Authentication.NONE
     # A REQUIRETLS message is never sent in clear (RFC 8689 §4.2.1).
@@ -475,7 +476,7 @@ def test_sts_state_of_a_policy_object() -> None:
     state = StsState.of(
         Policy("testing", ("*.Example.net",)), failure=FailureReason.STS_POLICY_INVALID
     )
-    assert state.mode is StsMode.TESTING
+    assert state.mode is PolicyMode.TESTING
     assert state.mx == ("*.example.net",)
     assert state.matches("mx.example.net")
     assert not state.matches("example.net")

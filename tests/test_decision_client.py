@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mtasecure.client import MtaSecure
-from mtasecure.decision import RequirementKind, StsMode, StsState
+from mtasecure.decision import RequirementKind, StsState
 from mtasecure.errors import NameSyntaxError
 from mtasecure.requiretls import MessageFlags, RequireTlsFailure
 from mtasecure.results import FailureReason
@@ -97,7 +97,7 @@ async def test_sts_policy_validates_an_insecure_mx_for_requiretls(resolver: Fake
     (requirement,) = result.requirements
     assert requirement.kind is RequirementKind.STS_TESTING
     assert requirement.usable
-    state = StsState(mode=StsMode.ENFORCE, mx=("mx.plain.example",))
+    state = StsState(mode=PolicyMode.ENFORCE, mx=("mx.plain.example",))
     async with MtaSecure(resolver=resolver) as client:
         enforced = await client.plan_delivery("plain.example", sts=state)
     assert enforced.requirements[0].kind is RequirementKind.STS_ENFORCE

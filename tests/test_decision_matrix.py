@@ -24,7 +24,6 @@ from mtasecure.decision import (
     MxCandidate,
     RequirementKind,
     SessionObservation,
-    StsMode,
     StsState,
     TlsaState,
     Verdict,
@@ -35,6 +34,7 @@ from mtasecure.decision import (
 from mtasecure.dnssec import Security
 from mtasecure.requiretls import MessageFlags, RequireTlsFailure
 from mtasecure.results import CheckResult, FailureReason
+from mtasecure.sts import PolicyMode
 
 HOST = "mx.example.net"
 DOMAIN = "example.net"
@@ -301,21 +301,21 @@ def _sts(state: str) -> StsState:
     listed = (HOST,)
     other = ("mx.elsewhere.example",)
     return {
-        "enforce": StsState(mode=StsMode.ENFORCE, mx=listed),
-        "enforce-mismatch": StsState(mode=StsMode.ENFORCE, mx=other),
-        "testing": StsState(mode=StsMode.TESTING, mx=("*.example.net",)),
-        "testing-mismatch": StsState(mode=StsMode.TESTING, mx=other),
-        "none": StsState(mode=StsMode.NONE, mx=listed),
+        "enforce": StsState(mode=PolicyMode.ENFORCE, mx=listed),
+        "enforce-mismatch": StsState(mode=PolicyMode.ENFORCE, mx=other),
+        "testing": StsState(mode=PolicyMode.TESTING, mx=("*.example.net",)),
+        "testing-mismatch": StsState(mode=PolicyMode.TESTING, mx=other),
+        "none": StsState(mode=PolicyMode.NONE, mx=listed),
         "fetch-failed": StsState(failure=FailureReason.STS_POLICY_FETCH_ERROR),
         "webpki-invalid": StsState(failure=FailureReason.STS_WEBPKI_INVALID),
         "fetch-failed-cached-enforce": StsState(
-            mode=StsMode.ENFORCE, mx=listed, failure=FailureReason.STS_POLICY_FETCH_ERROR
+            mode=PolicyMode.ENFORCE, mx=listed, failure=FailureReason.STS_POLICY_FETCH_ERROR
         ),
         "webpki-invalid-cached-enforce": StsState(
-            mode=StsMode.ENFORCE, mx=listed, failure=FailureReason.STS_WEBPKI_INVALID
+            mode=PolicyMode.ENFORCE, mx=listed, failure=FailureReason.STS_WEBPKI_INVALID
         ),
         "invalid-cached-testing": StsState(
-            mode=StsMode.TESTING, mx=("*.example.net",), failure=FailureReason.STS_POLICY_INVALID
+            mode=PolicyMode.TESTING, mx=("*.example.net",), failure=FailureReason.STS_POLICY_INVALID
         ),
         "absent": StsState(),
     }[state]

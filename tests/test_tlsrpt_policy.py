@@ -170,9 +170,10 @@ def test_a_bad_policy_domain_is_a_usage_error() -> None:
         report_policy_for("not a domain", OPPORTUNISTIC)
 
 
-def test_policy_types_are_the_same_wire_tokens() -> None:
-    # decision.PolicyType and tlsrpt.PolicyType must not drift apart.
-    assert {p.value for p in DecisionPolicyType} == {p.value for p in PolicyType}
+def test_policy_type_is_one_enum_shared_by_decision_and_reports() -> None:
+    # One wire-token enum (results.PolicyType), re-exported, never a copy.
+    assert DecisionPolicyType is PolicyType
+    assert {p.value for p in PolicyType} == {"tlsa", "sts", "no-policy-found"}
 
 
 # --- plan_session_record: what is counted ----------------------------------------

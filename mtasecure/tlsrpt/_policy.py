@@ -53,7 +53,6 @@ from functools import lru_cache
 
 from mtasecure._names import normalize_host
 from mtasecure.dane import parse_tlsa, render_tlsa
-from mtasecure.decision import PolicyType as DecisionPolicyType
 from mtasecure.decision import SessionOutcome, TransportRequirement
 from mtasecure.errors import NameSyntaxError, ParseError, UsageError
 from mtasecure.results import CheckResult, FailureReason
@@ -146,9 +145,9 @@ def report_policy_for(
             requirement comes without its policy, or a TLSA record cannot be read.
     """
     kind = requirement.policy_type
-    if kind is DecisionPolicyType.TLSA:
+    if kind is PolicyType.TLSA:
         return _tlsa_policy(policy_domain, requirement.host, requirement.tlsa_records)
-    if kind is DecisionPolicyType.STS:
+    if kind is PolicyType.STS:
         if sts_policy is None:
             raise UsageError(
                 f"the requirement for {requirement.host} was planned from an MTA-STS policy: "

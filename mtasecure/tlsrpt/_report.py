@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import zlib
 from datetime import UTC, datetime
-from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -44,7 +43,7 @@ from pydantic import (
 )
 
 from mtasecure.errors import ReportSyntaxError
-from mtasecure.results import FailureReason
+from mtasecure.results import FailureReason, PolicyType
 
 __all__ = [
     "MAX_FAILURE_DETAILS",
@@ -126,14 +125,6 @@ ReportDateTime = Annotated[
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
 Text = Annotated[str, Field(strict=True)]
 Strings = Annotated[tuple[Text, ...], BeforeValidator(_as_tuple_of_str)]
-
-
-class PolicyType(StrEnum):
-    """The ``policy-type`` values of RFC 8460 §4.4."""
-
-    TLSA = "tlsa"
-    STS = "sts"
-    NO_POLICY_FOUND = "no-policy-found"
 
 
 class _Model(BaseModel):

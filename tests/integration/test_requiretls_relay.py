@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 
 from mtasecure.certs import TrustStore
-from mtasecure.decision import MxCandidate, StsMode, StsState
+from mtasecure.decision import MxCandidate, StsState
 from mtasecure.dnssec import Security
 from mtasecure.requiretls import render_tls_required
+from mtasecure.sts import PolicyMode
 
 from .servers import free_port, stop_process, wait_for_port
 from .test_requiretls_e2e import EXAMPLE, Ca, load_example
@@ -75,14 +76,14 @@ class World:
             "capable.test": route(
                 "mx.capable.test",
                 Security.INSECURE,
-                StsState(mode=StsMode.ENFORCE, mx=("*.capable.test",)),
+                StsState(mode=PolicyMode.ENFORCE, mx=("*.capable.test",)),
             ),
             "plain.test": route("mx.plain.test", Security.SECURE),
             "rogue.test": route("mx.rogue.test", Security.SECURE),
             "rogue-sts.test": route(
                 "mx.rogue.test",
                 Security.INSECURE,
-                StsState(mode=StsMode.ENFORCE, mx=("mx.rogue.test",)),
+                StsState(mode=PolicyMode.ENFORCE, mx=("mx.rogue.test",)),
             ),
             "unvalidated.test": route("mx.unvalidated.test", Security.INSECURE),
             "sender.test": route("mx.sender.test", Security.SECURE),
