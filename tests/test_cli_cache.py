@@ -1,4 +1,4 @@
-"""``mtasecure cache list|show|delete|purge`` on a SQLite file written through the store."""
+"""``mtasecure cache list|show|delete|purge|edit`` on a SQLite file written through the store."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def test_a_bad_domain_is_a_usage_error(db: Path, capsys: pytest.CaptureFixture[s
 def test_cache_without_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys)
     assert status == 2
-    assert "list, show DOMAIN, delete DOMAIN or purge" in err
+    assert "list, show DOMAIN, delete DOMAIN, edit DOMAIN or purge" in err
 
 
 def test_the_default_path_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -230,3 +230,105 @@ def test_the_installed_command_reports_a_bad_path_without_a_traceback(tmp_path: 
     assert done.stdout == ""
     assert done.stderr.startswith(f"mtasecure cache show: cannot open the policy cache {tmp_path}")
     assert "Traceback" not in done.stderr
+
+
+def read(path: Path, domain: str) -> CachedPolicy | None:
+    async def go() -> CachedPolicy | None:
+        async with SqlitePolicyCache(path, create=False) as cache:
+            return await cache.get(domain)
+
+    return asyncio.run(go())
+
+
+POLICY = "version: STSv1\r\nmode: enforce\r\nmx: mx.pinned.example\r\nmax_age: 604800\r\n"
+
+
+def test_edit_changes_only_what_is_given(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "edit", "example.com", "--id", "pinned1", "--db", str(db))
+    assert status == 0
+    assert "edited the cached policy for example.com: id pinned1" in out
+    entry = read(db, "example.com")
+    assert entry is not None
+    assert entry.policy_id == "pinned1"
+    assert entry.policy == FRESH.policy
+    assert entry.expires_at == FRESH.expires_at
+    assert entry.fetched_at == FRESH.fetched_at
+
+
+def test_edit_replaces_the_policy_and_expiry(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "policy.txt"
+    file.write_text(POLICY)
+    before = datetime.now(UTC)
+    status, out, _ = run(
+        capsys,
+        "edit",
+        "Example.COM.",
+        "--policy",
+        str(file),
+        "--expires-in",
+        "3600",
+        "--json",
+        "--db",
+        str(db),
+    )
+    assert status == 0
+    shown = json.loads(out)
+    assert shown["mx"] == ["mx.pinned.example"]
+    entry = read(db, "example.com")
+    assert entry is not None
+    assert entry.policy.mx == ("mx.pinned.example",)
+    assert entry.policy_id == FRESH.policy_id
+    assert (
+        before + timedelta(seconds=3599)
+        <= entry.expires_at
+        <= datetime.now(UTC) + timedelta(seconds=3600)
+    )
+
+
+def test_edit_adds_an_entry_only_with_a_policy(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run(capsys, "edit", "new.example", "--id", "x1", "--db", str(db))
+    assert status == 1
+    assert "give --policy FILE" in err
+    assert read(db, "new.example") is None
+    file = tmp_path / "policy.txt"
+    file.write_text(POLICY)
+    status, out, _ = run(capsys, "edit", "new.example", "--policy", str(file), "--db", str(db))
+    assert status == 0
+    assert "added the cached policy for new.example: id operator" in out
+    entry = read(db, "new.example")
+    assert entry is not None
+    assert entry.expires_at - entry.fetched_at == timedelta(seconds=604800)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--id", "bad id!"], "is not 1-32 letters and digits"),
+        (["--id", "a" * 33], "is not 1-32 letters and digits"),
+        (["--expires-in", "-1"], "must lie in 0..31557600"),
+        (["--expires-in", "31557601"], "must lie in 0..31557600"),
+        ([], "nothing to change"),
+    ],
+)
+def test_edit_rejects_bad_values_without_writing(
+    db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    status, _, err = run(capsys, "edit", "example.com", *argv, "--db", str(db))
+    assert status == 2
+    assert message in err
+    assert read(db, "example.com") == FRESH
+
+
+def test_edit_rejects_an_invalid_policy_file(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "policy.txt"
+    file.write_text("version: STSv1\nmode: enforcing\nmx: a.example\nmax_age: 1\n")
+    status, _, err = run(capsys, "edit", "example.com", "--policy", str(file), "--db", str(db))
+    assert status == 2
+    assert "mode 'enforcing' is not one of enforce, testing, none" in err
+    assert read(db, "example.com") == FRESH
