@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mtasecure._mxcheck import MxAddressCheck, check_session, plan_address_dane
+from mtasecure._mxcheck import MxAddressCheck, check_session
 from mtasecure._smtpwire import ProbeOutcome, ProbeResult
 from mtasecure.certs import TrustStore
 from mtasecure.client import MtaSecure, StsLookup
@@ -45,17 +45,23 @@ from mtasecure.requiretls import (
     flag_message,
     render_failure_dsn,
 )
-from mtasecure.results import FailureReason
 from mtasecure.sts import StsRecord, record_name, select_record
 from mtasecure.transport.trust import load_system_trust_store
 
-__all__ = ["AddressResult", "DomainExplanation", "MxExplanation", "explain_domain"]
+__all__ = [
+    "AddressResult",
+    "DomainExplanation",
+    "MxExplanation",
+    "explain_domain",
+    "record_explanation",
+]
 
 DEMO_SENDER = "alice@sender.example"
 """The return path of the sample messages (RFC 5321 reverse-path)."""
 DEMO_REPORTING_MTA = "mta.sender.example"
 """The sending MTA's name in a bounce (``Reporting-MTA``, RFC 3464 §2.2.2)."""
-_DISCOVERY_FAILURES = {FailureReason.STS_POLICY_FETCH_ERROR, FailureReason.STS_POLICY_INVALID}
+DEMO_SENDING_IP = "198.51.100.25"
+"""The demo MTA's own address (``sending-mta-ip``), from a documentation range (RFC 5737)."""
 
 
 @dataclass(frozen=True)
@@ -248,13 +254,9 @@ async def explain_domain(
     except (TransportError, DnsError):
         sts_txt, texts = None, ()
     sts_record = select_record(texts)
-    failure = sts_lookup.result.reason
-    sts_failure = failure if failure in _DISCOVERY_FAILURES else None
-    sts_state = (
-        StsState.of(sts_lookup.policy, failure=sts_failure)
-        if sts_lookup.policy is not None
-        else StsState(failure=sts_failure)
-    )
+    # The same state plan_delivery gives the decision engine, so the operator's
+    # view and the MTA's plan agree (cached policy kept on a failed fetch).
+    sts_state = sts_lookup.state
 
     message = flag_message(reverse_path=DEMO_SENDER, recipients=[f"bob+requiretls@{name}"])
     secure = mx_set.security is Security.SECURE
@@ -264,11 +266,12 @@ async def explain_domain(
         aaaa = await client.resolver.resolve(host.host, "AAAA")
         dane: DanePolicy | None = None
         if secure:
-            dane = plan_address_dane(host.host, (a, aaaa), port=port)
-            if dane is None:
-                # The facade's own walk over the TLSA base domains (RFC 7672 §2.2.3:
-                # a secure alias's expansion first), so check and check_mx agree.
-                dane = await client._plan_tlsa(host.host, (a, aaaa), True, name, port)
+            # The facade's own DANE walk (RFC 7672 §2.2.2, §2.2.3), so that check,
+            # check_mx and plan_delivery agree.
+            found = await client.resolve_dane(
+                name, host.host, mx_set=mx_set, addresses=(a, aaaa), port=port
+            )
+            dane = found.policy
             candidate = MxCandidate.from_dane(
                 host.host, host.preference, dane, implicit=mx_set.implicit
             )
@@ -398,3 +401,49 @@ async def _probe(
         outcome=judge(requirement, observation),
         outcome_requiretls=judge(requirement_rt, observation),
     )
+
+
+def record_explanation(
+    client: MtaSecure, explanation: DomainExplanation, *, sending_ip: str | None = None
+) -> int:
+    """Record every judged session of ``explanation`` for the TLS report (RFC 8460 §4.2–§4.4).
+
+    Each probed address whose session was judged for an ordinary message
+    counts once, through :meth:`~mtasecure.client.MtaSecure.record_session`,
+    under the policy its requirement was planned from; an MTA-STS discovery
+    failure of the plan goes with it. Addresses not probed (unusable MX,
+    refused connection) had no session and are not counted.
+
+    The ``failure-reason-code`` of a failed session is the detail of the
+    certificate check that failed with the same result type, when there is one.
+
+    Returns:
+        The sessions counted.
+    """
+    counted = 0
+    for host in explanation.hosts:
+        for address in host.addresses:
+            if address.outcome is None:
+                continue
+            counted += client.record_session(
+                explanation.domain,
+                host.requirement,
+                address.outcome,
+                sts_policy=explanation.sts.policy,
+                sts_failure=explanation.plan.sts_failure,
+                sending_ip=sending_ip,
+                receiving_ip=address.address,
+                failure_reason_code=_reason_code(address),
+            )
+    return counted
+
+
+def _reason_code(address: AddressResult) -> str | None:
+    """The detail of the check whose failure is the outcome's result type, if any."""
+    outcome, check = address.outcome, address.check
+    if outcome is None or outcome.reason is None or check is None:
+        return None
+    for result in (check.webpki, check.dane):
+        if result is not None and result.reason is outcome.reason and result.detail:
+            return result.detail
+    return None

@@ -8,8 +8,11 @@ certificate checks (WebPKI, :func:`mtasecure.certs.check_certificate`) and the
 DANE checks (:func:`mtasecure.dane.check_dane`).
 
 The MTA-STS side (RFC 8461 §4, "is this MX allowed, and must its certificate
-be WebPKI-valid?") is decided by the policy work and plugs in next to
-``dane``; DANE, when it applies, takes precedence (RFC 8461 §2).
+be WebPKI-valid?") joins through :func:`mtasecure.decision.plan`: the MX's
+:class:`~mtasecure.decision.TransportRequirement` (DANE first, RFC 8461 §2)
+is kept on the :class:`MxCheck`, and each session is held against it with
+:func:`mtasecure.decision.judge` (:func:`judge_check`), which gives the
+verdict (deliver or not) and the RFC 8460 result type to report.
 """
 
 from __future__ import annotations
@@ -21,6 +24,13 @@ from pydantic import BaseModel, ConfigDict
 from mtasecure._smtpwire import ProbeResult
 from mtasecure.certs import TrustStore, check_certificate
 from mtasecure.dane import DanePolicy, DaneState, check_dane
+from mtasecure.decision import (
+    SessionObservation,
+    SessionOutcome,
+    StsState,
+    TransportRequirement,
+    judge,
+)
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import ParseError
 from mtasecure.results import CheckResult, FailureReason
@@ -28,7 +38,9 @@ from mtasecure.results import CheckResult, FailureReason
 __all__ = [
     "MxAddressCheck",
     "MxCheck",
+    "MxDane",
     "check_session",
+    "judge_check",
     "plan_address_dane",
     "weakest_security",
 ]
@@ -44,6 +56,9 @@ class MxAddressCheck(BaseModel):
             (RFC 8461 §4.2); ``None`` when no TLS session was made.
         dane: the DANE verdict (RFC 7672 §2.2, §3); a pass when DANE does
             not apply.
+        outcome: the session held against the MX's requirement
+            (:func:`mtasecure.decision.judge`): deliver or not, and the
+            RFC 8460 result type to report; ``None`` when not judged.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -52,6 +67,7 @@ class MxAddressCheck(BaseModel):
     probe: ProbeResult
     webpki: CheckResult | None = None
     dane: CheckResult
+    outcome: SessionOutcome | None = None
 
 
 class MxCheck(BaseModel):
@@ -68,6 +84,12 @@ class MxCheck(BaseModel):
         dane_policy: what DANE requires of this MX.
         checks: one per address probed; empty when the MX must not be used.
         detail: why nothing was probed, when nothing was.
+        sts: the domain's MTA-STS state as the decision engine saw it
+            (policy mode and patterns, and a discovery failure to report);
+            ``None`` when not looked up.
+        requirement: what a session to this MX must prove for an ordinary
+            message (:func:`mtasecure.decision.plan`: DANE, then MTA-STS,
+            RFC 8461 §2); ``None`` when not planned.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -81,6 +103,8 @@ class MxCheck(BaseModel):
     dane_policy: DanePolicy
     checks: tuple[MxAddressCheck, ...] = ()
     detail: str = ""
+    sts: StsState | None = None
+    requirement: TransportRequirement | None = None
 
     @property
     def dane_ok(self) -> bool:
@@ -90,6 +114,45 @@ class MxCheck(BaseModel):
             and bool(self.checks)
             and all(c.dane.ok for c in self.checks)
         )
+
+    @property
+    def deliver(self) -> bool:
+        """A message may go to this MX: some probed address met the requirement."""
+        return any(c.outcome is not None and c.outcome.deliver for c in self.checks)
+
+    @property
+    def reasons(self) -> tuple[FailureReason, ...]:
+        """The RFC 8460 result types to report for this MX, without repeats.
+
+        The MTA-STS discovery failure first (RFC 8460 §4.3.2.2), then the
+        requirement's own (an MX that must not be used), then each judged
+        session's.
+        """
+        found: list[FailureReason] = []
+        if self.sts is not None and self.sts.failure is not None:
+            found.append(self.sts.failure)
+        if self.requirement is not None and self.requirement.reason is not None:
+            found.append(self.requirement.reason)
+        found.extend(c.outcome.reason for c in self.checks if c.outcome and c.outcome.reason)
+        return tuple(dict.fromkeys(found))
+
+
+class MxDane(BaseModel):
+    """What DNS says about DANE for one MX host (RFC 7672 §2.2).
+
+    Attributes:
+        host: the MX host name.
+        a: the A answer, when it was looked up.
+        aaaa: the AAAA answer, when it was looked up.
+        policy: what DANE requires of the host.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    a: DnsAnswer | None = None
+    aaaa: DnsAnswer | None = None
+    policy: DanePolicy
 
 
 _ORDER = (Security.SECURE, Security.INSECURE, Security.INDETERMINATE, Security.BOGUS)
@@ -178,3 +241,21 @@ def check_session(
         webpki=check_certificate(chain, host or probe.host, now=now, trust=trust),
         dane=check_dane(dane_policy, chain, now=now),
     )
+
+
+def judge_check(
+    check: MxAddressCheck, requirement: TransportRequirement, *, host: str
+) -> MxAddressCheck:
+    """Hold one probed session against the MX's requirement (RFC 7672 §2.2, RFC 8461 §5).
+
+    Which verdict counts (DANE or WebPKI) is the requirement's
+    ``authentication``; the session is to ``host`` whatever name went in
+    the SNI (RFC 7672 §8.1).
+
+    Returns:
+        ``check`` with :attr:`MxAddressCheck.outcome` set.
+    """
+    observation = SessionObservation.from_probe(
+        check.probe, webpki=check.webpki, dane=check.dane
+    ).model_copy(update={"host": host})
+    return check.model_copy(update={"outcome": judge(requirement, observation)})

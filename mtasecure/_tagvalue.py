@@ -20,7 +20,7 @@ import re
 
 from mtasecure.errors import RecordSyntaxError
 
-__all__ = ["EXT_NAME", "EXT_VALUE", "MAX_RECORD_LENGTH", "split_record"]
+__all__ = ["EXT_NAME", "EXT_VALUE", "MAX_RECORD_LENGTH", "one_field_record", "split_record"]
 
 MAX_RECORD_LENGTH = 8192
 """Longest record text accepted, in characters; far above any real record."""
@@ -29,6 +29,27 @@ EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", re.ASCII)
 """An extension name (RFC 8461 §3.1 ``sts-ext-name``, RFC 8460 §3 ``tlsrpt-ext-name``)."""
 EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+", re.ASCII)
 """An extension value (RFC 8461 §3.1 ``sts-ext-value``, RFC 8460 §3 ``tlsrpt-ext-value``)."""
+_SEP = r"[ \t]*;[ \t]*"  # sep = *WSP ";" *WSP
+
+
+def one_field_record(version: str, field: str) -> re.Pattern[str]:
+    """The usual record shape, ``version; field`` and an optional separator, as one pattern.
+
+    For a parser's fast path: a record this pattern fully matches is one that
+    :func:`split_record` would cut into exactly one field, the ``field`` part
+    (with any groups it defines), so the parser can take the value from the
+    match and skip the general split. It matches a strict subset of what
+    :func:`split_record` accepts; the caller still checks the length limit
+    and falls back to :func:`split_record` (and its error messages) for
+    anything the pattern does not match.
+
+    Args:
+        version: the exact version field, e.g. ``"v=STSv1"``.
+        field: a regular expression for the one field, e.g.
+            ``"id=(?P<id>[A-Za-z0-9]{1,32})"``; it must not match ``;``, a
+            leading or trailing space or tab, or nothing.
+    """
+    return re.compile(rf"{re.escape(version)}{_SEP}{field}(?:{_SEP})?", re.ASCII)
 
 
 def split_record(text: str, version: str, *, rule: str) -> list[tuple[str, str]]:

@@ -16,6 +16,9 @@ Subcommands:
   record value.
 * ``mtasecure cache list|show|delete|purge`` — the SQLite policy cache
   (:mod:`mtasecure._cli_cache`).
+* ``mtasecure tlsrpt read FILE... [--json]`` — summarise received TLS
+  reports; ``mtasecure tlsrpt check-record TEXT`` — parse a ``_smtp._tls``
+  record (:mod:`mtasecure._cli_tlsrpt`).
 
 Exit status: 0 when nothing is wrong (``check``: mail to the domain is
 protected), 1 when the input is invalid or has error findings (``check``: not
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from mtasecure import __version__
 from mtasecure._cli_cache import add_cache_parser, run_cache
+from mtasecure._cli_tlsrpt import add_tlsrpt_parser, run_tlsrpt
 from mtasecure.decision import RequirementKind, SessionOutcome, TransportRequirement
 from mtasecure.errors import ParseError
 from mtasecure.results import CheckResult
@@ -58,6 +62,8 @@ from mtasecure.sts import (
 if TYPE_CHECKING:
     from mtasecure._explain import AddressResult, DomainExplanation, MxExplanation
     from mtasecure._world import World
+    from mtasecure.client import MtaSecure
+    from mtasecure.tlsrpt import BuiltReport
 
 __all__ = ["DemoDomain", "load_demo", "main"]
 
@@ -114,13 +120,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # failure. Point stdout at devnull so the interpreter's final flush
         # does not complain either.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
         return EXIT_OK
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "cache":
         return run_cache(args, out)
+    if args.command == "tlsrpt":
+        return run_tlsrpt(args, out)
     if args.command == "demo":
         return _run_demo(out)
     if args.command == "check":
@@ -164,6 +175,19 @@ def _parser() -> argparse.ArgumentParser:
         "--trust-resolver",
         action="store_true",
         help="believe the AD bit of the resolver(s) even when not on loopback",
+    )
+    check.add_argument(
+        "--dnssec",
+        choices=("validator", "local"),
+        default="validator",
+        help="validator: believe the AD bit of a trusted validating resolver (default); "
+        "local: validate DNSSEC here, from the trust anchor, asking any resolver",
+    )
+    check.add_argument(
+        "--trust-anchor",
+        metavar="FILE",
+        help="with --dnssec local: DS or DNSKEY records (root.key style) to start the "
+        "chain of trust from, instead of the IANA root KSKs",
     )
     check.add_argument("--probe", action="store_true", help="probe each MX with STARTTLS")
     check.add_argument("--port", type=_port, default=25, metavar="N", help="SMTP port (default 25)")
@@ -210,6 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check_record.add_argument("text", metavar="TEXT", help='e.g. "v=STSv1; id=20260101"')
     add_cache_parser(commands)
+    add_tlsrpt_parser(commands)
     return parser
 
 
@@ -359,7 +384,7 @@ def _run_demo(out: TextIO) -> int:
     from mtasecure._world import World  # noqa: PLC0415 - only the demo needs the fakes
 
     world = World.default()
-    explanations, refetched = asyncio.run(_explain_world(world))
+    explanations, refetched, reports = asyncio.run(_explain_world(world))
     out.write(
         f"mtasecure {__version__} demo: {len(explanations)} example domains on the bundled "
         f"world ({world.name}), no network; the clock reads {_time(world.clock.now())}\n"
@@ -375,11 +400,16 @@ def _run_demo(out: TextIO) -> int:
         f"{refetched} new policy fetch(es): policies and _mta-sts answers are reused "
         "(RFC 8461 §3.3, §5.1)\n\n"
     )
+    _write_demo_reports(reports, world.clock.now(), out)
     return _demo(out)
 
 
-async def _explain_world(world: World) -> tuple[list[DomainExplanation], int]:
-    from mtasecure._explain import explain_domain  # noqa: PLC0415
+async def _explain_world(world: World) -> tuple[list[DomainExplanation], int, DemoReports]:
+    from mtasecure._explain import (  # noqa: PLC0415
+        DEMO_SENDING_IP,
+        explain_domain,
+        record_explanation,
+    )
 
     found = []
     async with world.client() as client:
@@ -389,27 +419,119 @@ async def _explain_world(world: World) -> tuple[list[DomainExplanation], int]:
         before = len(world.http.requests)
         for domain in world.domains:
             await client.sts_lookup(domain)
-    return found, len(world.http.requests) - before
+        refetched = len(world.http.requests) - before
+        # The sending MTA's side of TLS-RPT: every judged session is recorded,
+        # then the day's reports are built (not sent: no network, and the day
+        # is not over).
+        recorded = sum(record_explanation(client, e, sending_ip=DEMO_SENDING_IP) for e in found)
+        reports = await _demo_reports(client, world.clock.now())
+    return found, refetched, DemoReports(recorded=recorded, reports=reports)
+
+
+# --- demo, part 3: the day's TLS reports ---------------------------------------
+
+DEMO_REPORT_OPTIONS_FIELDS = {
+    "organization_name": "Sender Example",
+    "contact_info": "tlsrpt@sender.example",
+}
+"""Who the demo's sending MTA says it is in its reports (RFC 8460 §4.4)."""
+
+
+@dataclass(frozen=True)
+class DemoReports:
+    """What the demo recorded and built: sessions counted, and each report with its ``rua``."""
+
+    recorded: int
+    reports: tuple[tuple[BuiltReport, tuple[str, ...]], ...]
+
+
+async def _demo_reports(
+    client: MtaSecure, now: datetime
+) -> tuple[tuple[BuiltReport, tuple[str, ...]], ...]:
+    from mtasecure.errors import TransportError  # noqa: PLC0415
+    from mtasecure.tlsrpt import ReportOptions  # noqa: PLC0415
+    from mtasecure.transport.report_submit import resolve_rua  # noqa: PLC0415
+
+    built = await client.build_daily_reports(now, ReportOptions(**DEMO_REPORT_OPTIONS_FIELDS))
+    found = []
+    for report in built:
+        try:
+            rua = await resolve_rua(report.policy_domain, resolver=client.resolver)
+        except TransportError:
+            rua = ()
+        found.append((report, rua))
+    return tuple(found)
+
+
+def _write_demo_reports(demo: DemoReports, now: datetime, out: TextIO) -> None:
+    w = out.write
+    day = now.astimezone(UTC).date().isoformat()
+    published = [(r, rua) for r, rua in demo.reports if rua]
+    silent = [r.policy_domain for r, rua in demo.reports if not rua]
+    w(
+        f"TLS reports for {day} (RFC 8460): {demo.recorded} judged session(s) recorded with "
+        f"MtaSecure.record_session\nand aggregated into {len(demo.reports)} report(s), one per "
+        f"policy domain; {len(published)} of those domains publish _smtp._tls.\n"
+        "The day is not over and the demo has no network: the reports are built, not sent.\n"
+    )
+    for report, rua in published:
+        w(f"\n== {report.policy_domain}\n")
+        w(f"file     {report.filename} ({len(report.gzip)} bytes gzip, RFC 8460 §5.1)\n")
+        for uri in rua:
+            w(f"rua      {uri}  (would be sent to; RFC 8460 §3: every rua)\n")
+        pretty = json.dumps(json.loads(report.report.to_json()), indent=2, ensure_ascii=False)
+        w(pretty + "\n")
+    if silent:
+        w(f"\nNo _smtp._tls record, so no report is sent for: {', '.join(silent)}\n")
+    w("\n")
 
 
 def _run_check(args: argparse.Namespace, out: TextIO) -> int:
+    from pydantic import ValidationError  # noqa: PLC0415
+
     from mtasecure._explain import explain_domain  # noqa: PLC0415
     from mtasecure.certs import TrustStore  # noqa: PLC0415
     from mtasecure.client import MtaSecure, StsSettings  # noqa: PLC0415
     from mtasecure.errors import MtaSecureError, UsageError  # noqa: PLC0415
-    from mtasecure.transport import DnsResolver, Nameserver, system_nameservers  # noqa: PLC0415
+    from mtasecure.transport import (  # noqa: PLC0415
+        DnssecMode,
+        DnsSettings,
+        resolver_from_settings,
+        system_nameservers,
+    )
     from mtasecure.transport.http import HttpsClient  # noqa: PLC0415
     from mtasecure.transport.smtp import AsyncioSmtpConnector  # noqa: PLC0415
     from mtasecure.transport.trust import load_system_trust_store  # noqa: PLC0415
 
-    async def run() -> DomainExplanation:
-        nameservers = (
-            [Nameserver.parse(r) for r in args.resolver] if args.resolver else system_nameservers()
-        )
+    def dns_settings() -> DnsSettings:
+        mode = DnssecMode(args.dnssec)
+        servers = tuple(args.resolver) if args.resolver else None
+        anchor = None
+        if args.trust_anchor:
+            if mode is not DnssecMode.LOCAL:
+                raise UsageError("--trust-anchor needs --dnssec local")
+            try:
+                with open(args.trust_anchor, encoding="utf-8") as handle:
+                    anchor = handle.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or exc
+                raise UsageError(f"cannot read {args.trust_anchor}: {why}") from exc
+        trusted = None
         if args.trust_resolver:
+            if mode is DnssecMode.LOCAL:
+                raise UsageError("--trust-resolver means nothing with --dnssec local")
             # The operator vouches for the path to the validator (RFC 4035 §4.9.3).
-            nameservers = [ns.model_copy(update={"trusted": True}) for ns in nameservers]
-        resolver = DnsResolver(nameservers)
+            trusted = servers or tuple(str(ns) for ns in system_nameservers())
+        try:
+            return DnsSettings(
+                dnssec=mode, nameservers=servers, trusted=trusted, trust_anchor=anchor
+            )
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise UsageError(problems) from exc
+
+    async def run() -> DomainExplanation:
+        resolver = resolver_from_settings(dns_settings())
         if args.ca_file:
             try:
                 with open(args.ca_file, "rb") as handle:

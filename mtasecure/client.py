@@ -1,12 +1,13 @@
 """The async facade: one object that holds the transports and asks the core.
 
 ``MtaSecure(resolver=None, http=None, smtp=None, cache=None, store=None,
-clock=None, sts=None)``: each ``None`` builds the default. The resolver, the
+clock=None, sts=None, dns=None)``: each ``None`` builds the default. The resolver, the
 clock, the HTTP client and the policy cache are used (MTA-STS discovery:
 :meth:`MtaSecure.sts_policy`, :meth:`MtaSecure.sts_lookup`,
 :meth:`MtaSecure.sts_decision`), and the SMTP connector
-(:meth:`MtaSecure.check_mx`); the report store is accepted and kept for the
-features that need it.
+(:meth:`MtaSecure.check_mx`), and the TLS-RPT result store (RFC 8460:
+:meth:`MtaSecure.record_session`, :meth:`MtaSecure.build_daily_reports`,
+:meth:`MtaSecure.send_daily_reports`).
 
 MTA-STS discovery (RFC 8461 §3–§5) is planned by the core
 (:func:`mtasecure.sts.plan_refresh`, :func:`mtasecure.sts.plan_after_fetch`,
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,14 +34,24 @@ from mtasecure._http import HttpResponse
 from mtasecure._mxcheck import (
     MxAddressCheck,
     MxCheck,
+    MxDane,
     check_session,
+    judge_check,
     plan_address_dane,
     weakest_security,
 )
 from mtasecure._names import normalize_host
 from mtasecure.certs import TrustStore
 from mtasecure.dane import DanePolicy, DaneState, plan_dane
-from mtasecure.decision import DeliveryPlan, MxCandidate, StsState, TlsaState, plan
+from mtasecure.decision import (
+    STS_DISCOVERY_FAILURES,
+    DeliveryPlan,
+    MxCandidate,
+    SessionOutcome,
+    StsState,
+    TransportRequirement,
+    plan,
+)
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.errors import DnsError, HttpError, StoreError, TransportError, UsageError
 from mtasecure.mx import MxSet, parse_mx
@@ -75,15 +88,39 @@ from mtasecure.sts._cache import (
     MAX_REFRESH_BATCH,
 )
 from mtasecure.sts._match import cached_host
+from mtasecure.tlsrpt import (
+    BuiltReport,
+    DkimKey,
+    ReportOptions,
+    ReportWindow,
+    ResultBatch,
+    TlsRptCollector,
+    build_reports,
+    plan_session_record,
+)
+from mtasecure.tlsrpt import record_name as tlsrpt_record_name
+from mtasecure.tlsrpt._collect import DAY
+from mtasecure.tlsrpt._submit import RetryPolicy, parse_rua
 from mtasecure.transport import (
     Clock,
-    DnsResolver,
+    DnsSettings,
     HttpClient,
+    MailSubmitter,
     MemoryPolicyCache,
     PolicyCache,
+    ReportStore,
     Resolver,
     SmtpConnector,
     SystemClock,
+    resolver_from_settings,
+)
+from mtasecure.transport.report_memory import MemoryReportStore
+from mtasecure.transport.report_submit import (
+    SentReport,
+    SmtpSubmitter,
+    resolve_rua,
+    send_due_reports,
+    submit_report,
 )
 from mtasecure.transport.smtp import SMTP_PORT, AsyncioSmtpConnector
 from mtasecure.transport.trust import load_system_trust_store
@@ -94,6 +131,7 @@ __all__ = [
     "MtaSecure",
     "MxAddressCheck",
     "MxCheck",
+    "MxDane",
     "StsLookup",
     "StsSettings",
 ]
@@ -104,6 +142,7 @@ MAX_TRACKED_DOMAINS = 200_000
 """Most domains whose TXT answer, last use and last fetch failure are remembered in memory."""
 
 _log = logging.getLogger("mtasecure.sts")
+_report_log = logging.getLogger("mtasecure.tlsrpt")
 
 
 class StsSettings(BaseModel):
@@ -166,23 +205,53 @@ class StsLookup(BaseModel):
     result: CheckResult = CheckResult.passed()
     excluded: bool = False
 
+    @property
+    def state(self) -> StsState:
+        """What :func:`mtasecure.decision.plan` is given for this lookup.
+
+        The policy in force (fresh, or cached after a failed fetch: RFC 8461
+        §3.3, §5.1) with the discovery failure to report (RFC 8460
+        §4.3.2.2); no policy, with the failure, when nothing valid is cached;
+        no policy and nothing to report for an excluded domain.
+        """
+        if self.excluded:
+            return StsState()
+        reason = self.result.reason
+        failure = reason if reason in STS_DISCOVERY_FAILURES else None
+        if self.policy is None:
+            return StsState(failure=failure)
+        return StsState.of(self.policy, failure=failure)
+
 
 class MtaSecure:
     """Secure mail transport decisions, over pluggable transports.
 
     Args:
-        resolver: a :class:`~mtasecure.transport.Resolver`; ``None`` builds a
-            :class:`~mtasecure.transport.DnsResolver` on the system's
-            nameservers (only loopback ones trusted for DNSSEC).
-        http: an :class:`~mtasecure.transport.HttpClient` (kept for MTA-STS).
+        resolver: a :class:`~mtasecure.transport.Resolver`; ``None`` builds
+            the one ``dns`` describes.
+        http: an :class:`~mtasecure.transport.HttpClient` (MTA-STS policy fetches,
+            TLS-RPT uploads to ``https`` rua endpoints).
         smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
             an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
         cache: a :class:`~mtasecure.transport.PolicyCache`; ``None`` keeps
             policies in memory only. A persistent cache gets an in-memory
             front (reads go to it only on a miss; writes go to both).
-        store: a report store (kept for TLS-RPT).
+        store: a :class:`~mtasecure.transport.ReportStore` for TLS-RPT session
+            results; ``None`` keeps them in memory
+            (:class:`~mtasecure.transport.report_memory.MemoryReportStore`),
+            which is lost on exit. Pass
+            ``SqliteReportStore(path)`` for results that survive a restart.
         clock: a :class:`~mtasecure.transport.Clock`; ``None`` reads the system time.
         sts: :class:`StsSettings`; ``None`` takes the defaults.
+        dns: :class:`~mtasecure.transport.DnsSettings` for the default
+            resolver (:func:`~mtasecure.transport.resolver_from_settings`):
+            a trusted validator's AD bit (``dnssec="validator"``) or local
+            validation from a trust anchor (``dnssec="local"``). ``None``:
+            validator mode on the system's nameservers, only loopback ones
+            trusted. Not allowed together with ``resolver``.
+
+    Raises:
+        UsageError: both ``resolver`` and ``dns`` were given.
 
     Use as an async context manager: on exit it closes what it built itself,
     never what it was given, and stops the proactive refresh.
@@ -195,20 +264,23 @@ class MtaSecure:
         http: HttpClient | None = None,
         smtp: SmtpConnector | None = None,
         cache: PolicyCache | None = None,
-        store: Any = None,
+        store: ReportStore | None = None,
         clock: Clock | None = None,
         sts: StsSettings | None = None,
+        dns: DnsSettings | None = None,
     ) -> None:
         self._owned: list[Any] = []
         if resolver is None:
-            resolver = DnsResolver()
+            resolver = resolver_from_settings(dns, clock=clock)
             self._owned.append(resolver)
+        elif dns is not None:
+            raise UsageError("pass either resolver= or dns=, not both")
         self.resolver: Resolver = resolver
         self._http = http
         self.smtp: SmtpConnector = smtp if smtp is not None else AsyncioSmtpConnector()
         self._trust: TrustStore | None = None
         self.cache = cache
-        self.store = store
+        self.store: ReportStore = store if store is not None else MemoryReportStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.sts_settings = sts if sts is not None else StsSettings()
         self._exclusions = StsExclusions(self.sts_settings.exclude)
@@ -222,6 +294,7 @@ class MtaSecure:
         self._used: dict[str, datetime] = {}
         self._inflight: dict[str, asyncio.Task[StsLookup]] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._init_reports()
 
     async def __aenter__(self) -> Self:
         return self
@@ -237,6 +310,7 @@ class MtaSecure:
     async def aclose(self) -> None:
         """Stop the proactive refresh; close the transports this object built (not those it was given)."""
         await self.stop_sts_refresh()
+        await self._close_reports()
         for task in list(self._inflight.values()):
             task.cancel()
         owned, self._owned = self._owned, []
@@ -264,22 +338,22 @@ class MtaSecure:
         message_flags: MessageFlags | None = None,
         *,
         sts: StsState | StsPolicy | None = None,
-        port: int = 25,
+        port: int = SMTP_PORT,
     ) -> DeliveryPlan:
         """What each MX session for a message to ``domain`` must prove (``mtasecure.decision``).
 
-        Looks up the MX set and, for the hosts of a DNSSEC-``secure`` MX set,
-        their addresses and then their TLSA records (RFC 7672 §2.2.2: address
-        records first; an ``insecure`` address answer means no TLSA lookup; a
-        failed or ``bogus`` one makes the host unusable, §2.1.2), and hands it
-        all to :func:`mtasecure.decision.plan`.
+        Looks up the MX set, then for each host of a DNSSEC-``secure`` MX set
+        its DANE state (:meth:`resolve_dane`: address records first, then
+        the TLSA records, RFC 7672 §2.2.2, §2.2.3), and the domain's MTA-STS
+        policy (:meth:`sts_lookup`: cache, refresh and the exclusion list,
+        RFC 8461 §3-§5), and hands it all to :func:`mtasecure.decision.plan`
+        (DANE before MTA-STS, RFC 8461 §2).
 
         Args:
             domain: the recipient domain.
             message_flags: from :func:`mtasecure.requiretls.flag_message`.
-            sts: the domain's MTA-STS state (or its policy). MTA-STS discovery
-                and fetching are not part of this facade yet, so the caller
-                supplies it; ``None`` means no policy.
+            sts: an MTA-STS state (or policy) to use instead of discovering
+                it; ``None`` runs discovery.
             port: the SMTP port, for the ``_<port>._tcp`` TLSA name.
 
         Raises:
@@ -287,8 +361,12 @@ class MtaSecure:
             ParseError: the resolver returned MX records that cannot be read.
         """
         name = normalize_host(domain)
-        state = StsState.of(sts) if isinstance(sts, StsPolicy) else sts
-        mx_set = await self.resolve_mx(name)
+        if sts is None:
+            mx_set, lookup = await asyncio.gather(self.resolve_mx(name), self.sts_lookup(name))
+            state = lookup.state
+        else:
+            mx_set = await self.resolve_mx(name)
+            state = StsState.of(sts) if isinstance(sts, StsPolicy) else sts
         if mx_set.failed:
             return plan(
                 name,
@@ -298,30 +376,67 @@ class MtaSecure:
                 flags=message_flags,
                 mx_lookup_failed=True,
             )
-        candidates = await asyncio.gather(
-            *(self._mx_candidate(name, h.host, h.preference, mx_set, port) for h in mx_set.hosts)
+        found = await asyncio.gather(
+            *(self.resolve_dane(name, h.host, mx_set=mx_set, port=port) for h in mx_set.hosts)
         )
+        candidates = [
+            MxCandidate.from_dane(h.host, h.preference, d.policy, implicit=mx_set.implicit)
+            for h, d in zip(mx_set.hosts, found, strict=True)
+        ]
         return plan(
             name, mx_security=mx_set.security, mx=candidates, sts=state, flags=message_flags
         )
 
-    async def _mx_candidate(
-        self, domain: str, host: str, preference: int, mx_set: MxSet, port: int
-    ) -> MxCandidate:
-        base = MxCandidate(host=host, preference=preference, implicit=mx_set.implicit)
-        if mx_set.security is not Security.SECURE:
-            return base  # DANE only for a secure MX set (mtasecure.decision, RFC 7672 §2.2.1)
-        address = await self.resolver.resolve(host, "A")
-        if not address.failed and not address.records and address.security is Security.SECURE:
-            address = await self.resolver.resolve(host, "AAAA")
-        if address.failed or address.security in (Security.BOGUS, Security.INDETERMINATE):
-            return base.model_copy(update={"tlsa": TlsaState.FAILED})
-        if address.security is not Security.SECURE or not address.records:
-            return base
-        tlsa = await self.resolver.resolve(f"_{port}._tcp.{host}", "TLSA")
-        return MxCandidate.from_dane(
-            host, preference, plan_dane(tlsa, True, next_hop=domain), implicit=mx_set.implicit
-        )
+    async def resolve_dane(
+        self,
+        domain: str,
+        mx: str,
+        *,
+        mx_set: MxSet | None = None,
+        addresses: tuple[DnsAnswer, DnsAnswer] | None = None,
+        port: int = SMTP_PORT,
+    ) -> MxDane:
+        """What DANE requires of ``mx``, one MX host of ``domain`` (RFC 7672 §2.2).
+
+        The domain's MX answer decides first: bogus or failed means the MX
+        must not be used; insecure, with ``mx`` listed, means DANE does not
+        apply and nothing more is looked up (RFC 7672 §2.2.1). Otherwise the
+        A and AAAA records of ``mx`` (RFC 7672 §2.2.2: insecure ones mean no
+        TLSA lookup; bogus or failed ones make the MX unusable), then the
+        TLSA records at ``_<port>._tcp`` of the candidate base domains: a
+        secure alias's expansion first, then ``mx`` itself (§2.2.3). An
+        ``mx`` that the MX set does not list is checked as a configured
+        relay; a secure MX set that lists it makes ``domain`` a DANE-TA
+        reference name (§3.2.2).
+
+        Args:
+            domain: the next-hop (recipient) domain.
+            mx: the MX host.
+            mx_set: the domain's MX set, if already resolved.
+            addresses: the A and AAAA answers of ``mx``, if already resolved.
+            port: the SMTP port.
+
+        Raises:
+            NameSyntaxError: ``domain`` or ``mx`` is not a host name.
+        """
+        name = normalize_host(domain)
+        host = normalize_host(mx)
+        if mx_set is None:
+            mx_set = await self.resolve_mx(name)
+        listed = any(h.host == host for h in mx_set.hosts)
+        policy = _plan_mx_set_dane(mx_set, host, listed, port)
+        if policy is not None and addresses is None:
+            return MxDane(host=host, policy=policy)
+        if addresses is None:
+            addresses = await asyncio.gather(
+                self.resolver.resolve(host, "A"), self.resolver.resolve(host, "AAAA")
+            )
+        a, aaaa = addresses
+        policy = policy or plan_address_dane(host, (a, aaaa), port=port)
+        if policy is None:
+            mx_secure = listed and mx_set.security is Security.SECURE
+            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
+        return MxDane(host=host, a=a, aaaa=aaaa, policy=policy)
 
     async def check_mx(
         self,
@@ -330,20 +445,21 @@ class MtaSecure:
         *,
         port: int = SMTP_PORT,
         trust: TrustStore | None = None,
+        message_flags: MessageFlags | None = None,
+        sts: StsState | StsPolicy | None = None,
     ) -> MxCheck:
-        """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4).
+        """Look up, probe and judge one MX host of ``domain`` (RFC 7672, RFC 8461 §4, §5).
 
-        Steps: the domain's MX answer (a bogus or failed one means the MX must
-        not be used, an insecure one that lists ``mx`` means DANE does not
-        apply, RFC 7672 §2.2.1; a secure one that lists it adds the domain to
-        the DANE-TA reference names, §3.2.2; an ``mx`` not listed is checked
-        as a configured relay, §2.2.2); the A and
-        AAAA records of ``mx``; the TLSA records at ``_<port>._tcp.<mx>`` when
-        the address records are secure (RFC 7672 §2.2.2); then a STARTTLS
-        probe of every address, each judged by the WebPKI and DANE checks.
-        Nothing is probed when DANE says the MX must not be used (a bogus or
-        failed lookup, RFC 7672 §2.1.1). The MTA-STS decision (RFC 8461 §4)
-        joins here with the policy work; DANE, when it applies, comes first.
+        Steps: the DANE state of ``mx`` (:meth:`resolve_dane`: the domain's MX
+        answer, the A and AAAA records, the TLSA records; RFC 7672 §2.2) and
+        the domain's MTA-STS state (:meth:`sts_lookup`, exclusions honoured,
+        RFC 8461 §3-§5), combined by :func:`mtasecure.decision.plan` into the
+        MX's requirement (DANE before MTA-STS, RFC 8461 §2); then a STARTTLS
+        probe of every address, each checked by WebPKI and DANE and judged
+        against the requirement (:func:`mtasecure.decision.judge`): deliver
+        or not, and the RFC 8460 result type to report. Nothing is probed
+        when the MX must not be used (a bogus or failed lookup, RFC 7672
+        §2.1.1; an MX outside an ``enforce`` policy, RFC 8461 §4.1).
 
         Args:
             domain: the next-hop (recipient) domain.
@@ -351,36 +467,68 @@ class MtaSecure:
             port: the SMTP port (25 unless testing).
             trust: the WebPKI trust anchors; ``None`` loads the system store
                 once per client.
+            message_flags: the message the sessions are judged for; ``None``
+                means an ordinary message.
+            sts: an MTA-STS state (or policy) to use instead of discovering it.
 
         Raises:
             NameSyntaxError: ``domain`` or ``mx`` is not a host name.
         """
         name = normalize_host(domain)
         host = normalize_host(mx)
-        mx_set, a, aaaa = await asyncio.gather(
-            self.resolve_mx(name),
-            self.resolver.resolve(host, "A"),
-            self.resolver.resolve(host, "AAAA"),
-        )
-        listed = any(h.host == host for h in mx_set.hosts)
-        policy = _plan_mx_set_dane(mx_set, host, listed, port) or plan_address_dane(
-            host, (a, aaaa), port=port
-        )
-        if policy is None:
-            mx_secure = listed and mx_set.security is Security.SECURE
-            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
+        if sts is None:
+            mx_set, a, aaaa, lookup = await asyncio.gather(
+                self.resolve_mx(name),
+                self.resolver.resolve(host, "A"),
+                self.resolver.resolve(host, "AAAA"),
+                self.sts_lookup(name),
+            )
+            state = lookup.state
+        else:
+            mx_set, a, aaaa = await asyncio.gather(
+                self.resolve_mx(name),
+                self.resolver.resolve(host, "A"),
+                self.resolver.resolve(host, "AAAA"),
+            )
+            state = StsState.of(sts) if isinstance(sts, StsPolicy) else sts
+        dane = await self.resolve_dane(name, host, mx_set=mx_set, addresses=(a, aaaa), port=port)
+        policy = dane.policy
+        address_security = weakest_security((a, aaaa))
+        listed = next((h for h in mx_set.hosts if h.host == host), None)
+        # A host that a working MX set does not list is a configured relay: its
+        # own address records stand in for the MX lookup (RFC 7672 §2.2.2).
+        relay = listed is None and not mx_set.failed
+        requirement = plan(
+            name,
+            mx_security=address_security if relay else mx_set.security,
+            mx=[
+                MxCandidate.from_dane(
+                    host,
+                    listed.preference if listed is not None else 0,
+                    policy,
+                    implicit=mx_set.implicit and listed is not None,
+                )
+            ],
+            sts=state,
+            flags=message_flags,
+            mx_lookup_failed=mx_set.failed,
+        ).requirements[0]
         addresses = (*a.records, *aaaa.records)
         common: dict[str, Any] = {
             "domain": name,
             "mx": host,
             "port": port,
             "mx_security": mx_set.security,
-            "address_security": weakest_security((a, aaaa)),
+            "address_security": address_security,
             "addresses": addresses,
             "dane_policy": policy,
+            "sts": state,
+            "requirement": requirement,
         }
         if not policy.may_connect:
             return MxCheck(detail=policy.detail, **common)
+        if not requirement.usable:
+            return MxCheck(detail=requirement.detail, **common)
         if not addresses:
             return MxCheck(detail=f"{host} has no address record", **common)
         # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1); it differs
@@ -391,7 +539,12 @@ class MtaSecure:
         )
         now = self.clock.now()
         anchors = trust if trust is not None else self._system_trust()
-        checks = tuple(check_session(p, policy, host=host, now=now, trust=anchors) for p in probes)
+        checks = tuple(
+            judge_check(
+                check_session(p, policy, host=host, now=now, trust=anchors), requirement, host=host
+            )
+            for p in probes
+        )
         return MxCheck(checks=checks, **common)
 
     async def _plan_tlsa(
@@ -423,6 +576,340 @@ class MtaSecure:
         if self._trust is None:
             self._trust = load_system_trust_store()
         return self._trust
+
+    # --- TLS-RPT (RFC 8460): recording sessions, building and sending reports ----
+    #
+    # One collector per client counts sessions on the delivery path; the counts
+    # move to ``self.store`` (flush_reports) attributed to the UTC day they were
+    # recorded in. The day's reports are built from the store and delivered to
+    # every rua of each domain's _smtp._tls record. The rules (what policy and
+    # result a session is filed under, report contents, rua parsing, retries)
+    # are the core's: mtasecure.tlsrpt.
+
+    def _init_reports(self) -> None:
+        # The collector record_session counts into (drained by flush_reports);
+        # public so that an MTA with its own judging can record into it directly.
+        self.reports = TlsRptCollector()
+        self._report_window: ReportWindow | None = None
+        self._report_queue: list[ResultBatch] = []
+        self._report_owner = f"mtasecure-{secrets.token_hex(8)}"
+
+    def record_session(
+        self,
+        domain: str,
+        requirement: TransportRequirement,
+        outcome: SessionOutcome | CheckResult | FailureReason | None,
+        *,
+        sts_policy: StsPolicy | None = None,
+        sts_failure: FailureReason | None = None,
+        sending_ip: str | None = None,
+        receiving_ip: str | None = None,
+        helo: str | None = None,
+        failure_reason_code: str | None = None,
+        additional_information: str | None = None,
+        is_report_mail: bool = False,
+    ) -> bool:
+        """Count one finished SMTP session for the TLS report of ``domain`` (RFC 8460 §4.2–§4.4).
+
+        Cheap and synchronous, so it can sit on the delivery path: the session
+        is counted in memory under the day of :attr:`clock`; the counts reach
+        :attr:`store` on the next :meth:`flush_reports` (which
+        :meth:`build_daily_reports`, :meth:`send_daily_reports` and
+        :meth:`aclose` call).
+
+        Args:
+            domain: the Policy Domain: the recipient (next-hop) domain the
+                plan was made for (see :mod:`mtasecure.tlsrpt._policy` for
+                the DANE case).
+            requirement: the MX's entry of :meth:`plan_delivery`'s plan.
+            outcome: :func:`mtasecure.decision.judge`'s verdict on the session
+                (or a :class:`CheckResult`/:class:`FailureReason`; ``None``
+                for success).
+            sts_policy: the MTA-STS policy the plan was made from, when the
+                requirement's policy type is ``sts`` (its lines become the
+                ``policy-string``).
+            sts_failure: ``DeliveryPlan.sts_failure`` — a discovery failure to
+                report (RFC 8460 §4.3.2.2).
+            sending_ip: this MTA's source address (``sending-mta-ip``).
+            receiving_ip: the MX address connected to (``receiving-ip``).
+            helo: the server's greeting name (``receiving-mx-helo``).
+            failure_reason_code: ``failure-reason-code`` of a failed session
+                (a TLS error name or message; default: the detail of a
+                failing :class:`CheckResult` outcome).
+            additional_information: ``additional-information``, a URI.
+            is_report_mail: the session carried a TLS report; it is not
+                counted, so reports never beget reports (RFC 8460 §5.3).
+
+        Returns:
+            Whether the session was counted (not for report mails, nor under
+            ``TLS-Required: No``, which sets the recipient's policies aside).
+
+        Raises:
+            UsageError: ``domain`` is not a host name, or an ``sts``
+                requirement comes without ``sts_policy``.
+        """
+        entry = plan_session_record(
+            domain,
+            requirement,
+            outcome,
+            sts_policy=sts_policy,
+            sts_failure=sts_failure,
+            failure_reason_code=failure_reason_code,
+            is_report_mail=is_report_mail,
+        )
+        if entry is None:
+            return False
+        now = self.clock.now()
+        window = self._report_window
+        if window is None or not window.start <= now < window.end:
+            self._seal_reports()
+            self._report_window = ReportWindow.containing(now)
+        self.reports.record(
+            entry.policy_domain,
+            entry.policy,
+            entry.result,
+            sending_ip=sending_ip,
+            mx_host=entry.mx_host,
+            receiving_ip=receiving_ip,
+            helo=helo,
+            failure_reason_code=entry.failure_reason_code,
+            additional_information=additional_information,
+        )
+        return True
+
+    def _seal_reports(self) -> None:
+        """Move what the collector holds into the queue, attributed to its window."""
+        if self._report_window is None:
+            # Counts recorded straight into ``self.reports``: the day of now.
+            self._report_window = ReportWindow.containing(self.clock.now())
+        batch = self.reports.drain(self._report_window)
+        if batch is not None:
+            self._report_queue.append(batch)
+
+    async def flush_reports(self) -> int:
+        """Add every recorded session to :attr:`store` (once: batches carry ids).
+
+        Returns:
+            The batches the store took.
+
+        Raises:
+            StoreError: the store failed; the counts stay queued in memory
+                and go with the next flush, never lost or counted twice.
+        """
+        self._seal_reports()
+        stored = 0
+        while self._report_queue:
+            await self.store.add(self._report_queue[0])
+            self._report_queue.pop(0)
+            stored += 1
+        return stored
+
+    async def _close_reports(self) -> None:
+        """Flush recorded sessions on close; a failing store is logged, not raised."""
+        try:
+            await self.flush_reports()
+        except StoreError as exc:
+            _report_log.error(
+                "TLS-RPT: %d result batch(es) could not be stored on close: %s",
+                len(self._report_queue),
+                exc,
+            )
+
+    async def build_daily_reports(
+        self, day: date, options: ReportOptions
+    ) -> tuple[BuiltReport, ...]:
+        """Build one report per policy domain for the UTC ``day`` (RFC 8460 §4, §5.1, §5.2).
+
+        Flushes first, then builds from what :attr:`store` holds for the day
+        (from every fleet member, if the store is shared). Nothing is sent or
+        marked; a day still running gives the reports so far.
+
+        Args:
+            day: the UTC day: a :class:`~datetime.date`, or an aware
+                :class:`~datetime.datetime` inside it.
+            options: what goes in the reports (``options.window`` must be one
+                day).
+
+        Raises:
+            StoreError: the store could not be read or written.
+            UsageError: ``day`` is a naive datetime, or the options ask for
+                another window length.
+        """
+        window = _report_day(day, options)
+        await self.flush_reports()
+        return build_reports(await self.store.load(window), options)
+
+    async def send_daily_reports(
+        self,
+        day: date,
+        options: ReportOptions,
+        *,
+        mail: MailSubmitter | None = None,
+        sender: str | None = None,
+        dkim: DkimKey | None = None,
+        retry: RetryPolicy | None = None,
+        lease: float = 6 * 3600.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> tuple[SentReport, ...]:
+        """Build the reports of a finished UTC ``day`` and deliver each to every ``rua`` (RFC 8460 §3, §5).
+
+        For each policy domain with results: look up its ``_smtp._tls``
+        record (:func:`~mtasecure.transport.report_submit.resolve_rua`), POST
+        the gzip report to every ``https`` URI through :attr:`http` and mail
+        it (RFC 8460 §5.3) to every ``mailto`` URI through ``mail``, each with
+        its own retries (§5.5); then mark the domain sent in :attr:`store`.
+        A domain already marked sent is skipped, so calling again after a
+        crash sends only what is left; a fleet sharing the store claims the
+        day first, and a member that does not get the claim sends nothing.
+        When every domain is done, the day is pruned from the store.
+
+        Args:
+            day: the UTC day; it must be over (RFC 8460 §4.1: reports cover
+                full days).
+            options: what goes in the reports, and the submitter.
+            mail: the submitter for ``mailto`` URIs; ``None`` builds an
+                :class:`~mtasecure.transport.report_submit.SmtpSubmitter` to
+                ``localhost:587`` when one is needed.
+            sender: the report mails' ``From`` and envelope sender; defaults
+                to ``options.contact_info``.
+            dkim: the key to DKIM-sign report mails with (``dkim`` extra).
+            retry: the retry policy; the default retries for up to a day
+                (RFC 8460 §5.5), so the call can take that long when an
+                endpoint keeps failing: pass ``RetryPolicy(total=...)`` to
+                bound it.
+            lease: seconds the claim on the day lasts.
+            sleep: how to wait between attempts.
+            rng: the source of retry jitter.
+
+        Returns:
+            One :class:`SentReport` per ``rua`` URI tried (a domain whose
+            ``_smtp._tls`` lookup failed gets one undelivered entry naming
+            the record, and stays unmarked for the next call). Delivery
+            failures are values, not exceptions.
+
+        Raises:
+            StoreError: the store could not be read or written.
+            UsageError: the day is not over, or see :meth:`build_daily_reports`.
+        """
+        window = _report_day(day, options)
+        now = self.clock.now()
+        if window.end > now:
+            raise UsageError(
+                f"the day {window.start.date()} is not over: a report covers a full UTC day "
+                "(RFC 8460 §4.1)"
+            )
+        await self.flush_reports()
+        if not await self.store.claim(window, self._report_owner, now=now, lease=lease):
+            return ()
+        done = await self.store.sent(window)
+        reports = build_reports(await self.store.load(window), options)
+        sent: list[SentReport] = []
+        pending = False
+        for report in reports:
+            if report.policy_domain in done:
+                continue
+            common = {
+                "policy_domain": report.policy_domain,
+                "report_id": report.report.report_id,
+                "window_start": window.start,
+            }
+            try:
+                uris = await resolve_rua(report.policy_domain, resolver=self.resolver)
+            except TransportError as exc:
+                pending = True
+                name = tlsrpt_record_name(report.policy_domain)
+                sent.append(
+                    SentReport(uri=name, delivered=False, attempts=0, detail=str(exc), **common)
+                )
+                continue
+            kinds = {parse_rua(uri).kind for uri in uris}
+            if mail is None and "mailto" in kinds:
+                mail = SmtpSubmitter()
+            outcomes = await submit_report(
+                report,
+                uris,
+                http=self.http if "https" in kinds else None,
+                mail=mail,
+                sender=sender or options.contact_info,
+                now=now,
+                dkim=dkim,
+                retry=retry,
+                sleep=sleep,
+                rng=rng,
+            )
+            await self.store.mark_sent(window, report.policy_domain, report.report.report_id)
+            sent.extend(SentReport(**o.model_dump(), **common) for o in outcomes)
+        if not pending:
+            await self.store.prune(window)
+        return tuple(sent)
+
+    async def run_daily_reports(
+        self,
+        options: ReportOptions,
+        *,
+        stop: asyncio.Event,
+        mail: MailSubmitter | None = None,
+        sender: str | None = None,
+        dkim: DkimKey | None = None,
+        retry: RetryPolicy | None = None,
+        owner: str | None = None,
+        flush_interval: float = 1.0,
+        on_sent: Callable[[SentReport], None] | None = None,
+    ) -> None:
+        """Flush and send reports until ``stop`` is set: the long-running MTA's loop (RFC 8460 §4.1, §5).
+
+        Every ``flush_interval`` seconds, recorded sessions go to
+        :attr:`store` and every finished day whose jittered send time has
+        come (:func:`~mtasecure.tlsrpt._schedule.plan_send_time`: 5 minutes
+        to 4 hours after midnight UTC, the same for a given submitter and
+        day) is sent as :meth:`send_daily_reports` does, by
+        :func:`~mtasecure.transport.report_submit.send_due_reports`. A store
+        failure is logged and retried on the next tick; nothing recorded is
+        dropped. On ``stop`` the last counts are flushed. While a day's
+        reports are being delivered (retries included, see ``retry``) the
+        loop does not flush: sessions recorded meanwhile wait in memory.
+
+        Args:
+            options: what goes in the reports (``options.window``: one day).
+            stop: set it to end the loop.
+            mail: see :meth:`send_daily_reports`.
+            sender: see :meth:`send_daily_reports`.
+            dkim: see :meth:`send_daily_reports`.
+            retry: see :meth:`send_daily_reports`.
+            owner: this sender's name in a fleet, stable across restarts, so
+                that a restarted sender resumes its own claim on a day
+                (default: a random name per client).
+            flush_interval: seconds between ticks.
+            on_sent: called with each delivery outcome.
+        """
+        _report_day(self.clock.now(), options)  # the window-length check
+        lookup = functools.partial(resolve_rua, resolver=self.resolver)
+        submitter = mail if mail is not None else SmtpSubmitter()
+        while not stop.is_set():
+            sent: tuple[SentReport, ...] = ()
+            try:
+                await self.flush_reports()
+                sent, _ = await send_due_reports(
+                    self.store,
+                    options,
+                    now=self.clock.now(),
+                    lookup_rua=lookup,
+                    owner=owner or self._report_owner,
+                    http=self.http,
+                    mail=submitter,
+                    sender=sender or options.contact_info,
+                    dkim=dkim,
+                    retry=retry,
+                )
+            except StoreError as exc:
+                _report_log.warning("TLS-RPT: the report store failed, retrying: %s", exc)
+            for item in sent:
+                if on_sent is not None:
+                    on_sent(item)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=flush_interval)
+        await self._close_reports()
 
     # --- MTA-STS (RFC 8461 §3-§5) -------------------------------------------
 
@@ -707,3 +1194,16 @@ def _plan_mx_set_dane(mx_set: MxSet, host: str, listed: bool, port: int) -> Dane
             **common,
         )
     return None
+
+
+def _report_day(day: date, options: ReportOptions) -> ReportWindow:
+    """The UTC day ``day`` names, as a report window (RFC 8460 §4.1)."""
+    if options.window != DAY:
+        raise UsageError(
+            "the facade records per UTC day: options.window must be one day (RFC 8460 §4.1)"
+        )
+    if isinstance(day, datetime):
+        if day.tzinfo is None:
+            raise UsageError("day must be a date or a timezone-aware datetime")
+        return ReportWindow.containing(day)
+    return ReportWindow.containing(datetime(day.year, day.month, day.day, tzinfo=UTC))

@@ -205,6 +205,16 @@ _FROM_DANE = {
 }
 
 
+STS_DISCOVERY_FAILURES = frozenset(
+    {
+        FailureReason.STS_POLICY_FETCH_ERROR,
+        FailureReason.STS_POLICY_INVALID,
+        FailureReason.STS_WEBPKI_INVALID,
+    }
+)
+"""The MTA-STS policy failures of RFC 8460 §4.3.2.2 that discovery can report."""
+
+
 class _PolicyLike(Protocol):
     @property
     def mode(self) -> str: ...
@@ -221,9 +231,13 @@ class StsState(BaseModel):
             valid is cached ("as though the domain has not implemented
             MTA-STS", §3.3).
         mx: the policy's ``mx`` patterns, normalised.
-        failure: ``sts-policy-fetch-error`` or ``sts-policy-invalid`` when
-            discovery or fetching failed this time (reported, RFC 8461 §6),
-            whether or not a cached policy is applied.
+        failure: ``sts-policy-fetch-error``, ``sts-policy-invalid`` or
+            ``sts-webpki-invalid`` (the policy host's certificate failed
+            WebPKI validation) when discovery or fetching failed this time
+            (RFC 8460 §4.3.2.2; reported, RFC 8461 §6), whether or not a
+            cached policy is applied: a failed fetch keeps a cached policy
+            in force (RFC 8461 §3.3, §5.1), and without one the domain is
+            treated as having no policy.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -243,8 +257,7 @@ class StsState(BaseModel):
     @field_validator("failure")
     @classmethod
     def _failure(cls, value: FailureReason | None) -> FailureReason | None:
-        allowed = {FailureReason.STS_POLICY_FETCH_ERROR, FailureReason.STS_POLICY_INVALID}
-        if value is not None and value not in allowed:
+        if value is not None and value not in STS_DISCOVERY_FAILURES:
             raise ValueError(f"{value} is not an MTA-STS discovery failure (RFC 8460 §4.3.2.2)")
         return value
 

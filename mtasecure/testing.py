@@ -48,7 +48,7 @@ import dns.rdatatype
 
 from mtasecure._resolution import MAX_CNAME_CHAIN, combine_security
 from mtasecure.dnssec import DnsAnswer, Security
-from mtasecure.errors import UsageError
+from mtasecure.errors import TransportError, UsageError
 
 __all__ = ["DEFAULT_FAKE_TTL", "FakeResolver", "FakeSmtp", "FrozenClock"]
 
@@ -331,4 +331,34 @@ from mtasecure._fakesmtp import FakeSmtp  # noqa: E402 - the SMTP probe fake (is
 from mtasecure._world import World  # noqa: E402 - the world file that drives every fake
 
 __all__ += ["World"]
+__all__.sort()
+
+
+class FakeMailSubmitter:
+    """A :class:`~mtasecure.transport.MailSubmitter` that keeps what it is given (RFC 8460 §5.3).
+
+    Args:
+        failures: exceptions to raise on the first submissions, in order
+            (e.g. ``SmtpError("451 try later")``); once they are used up,
+            every submission is taken.
+
+    Attributes:
+        sent: ``(sender, recipients, message)`` of every submission taken.
+        attempts: submissions tried, taken or not.
+    """
+
+    def __init__(self, failures: Sequence[TransportError] = ()) -> None:
+        self._failures = list(failures)
+        self.sent: list[tuple[str, tuple[str, ...], bytes]] = []
+        self.attempts = 0
+
+    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> None:
+        """Take the message, or raise the next scripted failure."""
+        self.attempts += 1
+        if self._failures:
+            raise self._failures.pop(0)
+        self.sent.append((sender, tuple(recipients), message))
+
+
+__all__ += ["FakeMailSubmitter"]
 __all__.sort()

@@ -271,37 +271,95 @@ def test_check_bad_domain_is_a_usage_error(
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "expected", "local"),
     [
-        (["--resolver", "192.0.2.53"], [("192.0.2.53", 53, False)]),
-        (["--resolver", "192.0.2.53", "--trust-resolver"], [("192.0.2.53", 53, True)]),
-        (["--resolver", "127.0.0.1:5353"], [("127.0.0.1", 5353, True)]),
+        (["--resolver", "192.0.2.53"], [("192.0.2.53", 53, False)], False),
+        (["--resolver", "192.0.2.53", "--trust-resolver"], [("192.0.2.53", 53, True)], False),
+        (["--resolver", "127.0.0.1:5353"], [("127.0.0.1", 5353, True)], False),
         (
             ["--resolver", "[::1]:53", "--resolver", "198.51.100.1"],
             [("::1", 53, True), ("198.51.100.1", 53, False)],
+            False,
         ),
+        # Local validation never reads the AD bit, whatever the address (RFC 4035 §5).
+        (["--resolver", "192.0.2.53", "--dnssec", "local"], [("192.0.2.53", 53, False)], True),
     ],
 )
 def test_check_resolver_options(
     offline: None,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    *,
     args: list[str],
     expected: list[tuple[str, int, bool]],
+    local: bool,
 ) -> None:
     import mtasecure.transport
     from mtasecure.errors import UsageError
 
-    seen: list[tuple[str, int, bool]] = []
+    built: list[mtasecure.transport.DnsResolver] = []
+    real = mtasecure.transport.resolver_from_settings
 
-    def capture(nameservers: list[mtasecure.transport.Nameserver]) -> None:
-        seen.extend((ns.address, ns.port, ns.trusted) for ns in nameservers)
+    def capture(settings: mtasecure.transport.DnsSettings) -> None:
+        built.append(real(settings))
         raise UsageError("stop here")
 
-    monkeypatch.setattr(mtasecure.transport, "DnsResolver", capture)
+    monkeypatch.setattr(mtasecure.transport, "resolver_from_settings", capture)
     assert main(["check", "example.com", *args]) == 2
-    assert seen == expected
+    (resolver,) = built
+    assert [(ns.address, ns.port, ns.trusted) for ns in resolver.nameservers] == expected
+    assert isinstance(resolver, mtasecure.transport.ValidatingResolver) is local
     assert "stop here" in capsys.readouterr().err
+
+
+def test_check_trust_anchor_file(
+    offline: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    import mtasecure.transport
+    from mtasecure.errors import UsageError
+
+    anchor = tmp_path / "root.ds"
+    anchor.write_text(". 3600 IN DS 4242 13 2 " + "ab" * 32 + "\n", encoding="utf-8")
+    seen: list[mtasecure.transport.DnsSettings] = []
+
+    def capture(settings: mtasecure.transport.DnsSettings) -> None:
+        seen.append(settings)
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(mtasecure.transport, "resolver_from_settings", capture)
+    base = ["check", "example.com", "--resolver", "127.0.0.1"]
+    assert main([*base, "--dnssec", "local", "--trust-anchor", str(anchor)]) == 2
+    (settings,) = seen
+    assert settings.trust_anchor is not None
+    assert settings.trust_anchor.ds == ("4242 13 2 " + "ab" * 32,)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--trust-anchor", "ANCHOR"], "--trust-anchor needs --dnssec local"),
+        (["--dnssec", "local", "--trust-resolver"], "--trust-resolver means nothing"),
+        (["--dnssec", "local", "--trust-anchor", "MISSING"], "cannot read"),
+        (["--dnssec", "local", "--trust-anchor", "BAD"], "trust anchor"),
+    ],
+)
+def test_check_dnssec_option_errors(
+    offline: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    extra: list[str],
+    message: str,
+) -> None:
+    (tmp_path / "ANCHOR").write_text(". IN DS 4242 13 2 " + "ab" * 32, encoding="utf-8")
+    (tmp_path / "BAD").write_text("not a record", encoding="utf-8")
+    paths = {"ANCHOR", "MISSING", "BAD"}
+    args = [str(tmp_path / a) if a in paths else a for a in extra]
+    assert main(["check", "example.com", "--resolver", "127.0.0.1", *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_check_fetch_timeout_default_is_the_named_constant(
@@ -322,3 +380,69 @@ def test_check_fetch_timeout_default_is_the_named_constant(
     assert main(["check", "example.com", "--resolver", "127.0.0.1", "--timeout", "2.5"]) == 2
     assert seen == [CHECK_FETCH_TIMEOUT, 2.5]
     assert CHECK_FETCH_TIMEOUT == 30.0
+
+
+def _report_part(demo_out: str) -> str:
+    head = "TLS reports for 2026-03-01 (RFC 8460): "
+    assert head in demo_out
+    return demo_out.split(head, 1)[1].split("\nPolicy files:", 1)[0]
+
+
+def test_demo_records_the_sessions_and_builds_the_days_reports(demo_out: str) -> None:
+    part = _report_part(demo_out)
+    assert part.startswith("7 judged session(s) recorded with MtaSecure.record_session")
+    assert "aggregated into 6 report(s), one per policy domain; 2 of those domains" in part
+    assert "the reports are built, not sent" in part
+    assert (
+        "No _smtp._tls record, so no report is sent for: dane.example, norequiretls.example, "
+        "plain.example, sts.example" in part
+    )
+    lines = part.splitlines()
+    assert "== testing.example" in lines
+    assert (
+        "rua      mailto:tlsrpt@testing.example  (would be sent to; RFC 8460 §3: every rua)"
+        in lines
+    )
+    # Every rua of wrongname.example's record, not just the first (RFC 8460 §3).
+    assert any(line.startswith("rua      https://tlsrpt.wrongname.example/v1 ") for line in lines)
+    assert any(line.startswith("rua      mailto:tls-reports@wrongname.example ") for line in lines)
+    files = [line.split()[1] for line in lines if line.startswith("file     ")]
+    assert [f.split("!")[:4] for f in files] == [
+        ["sender.example", "testing.example", "1772323200", "1772409599"],
+        ["sender.example", "wrongname.example", "1772323200", "1772409599"],
+    ]
+    assert all(f.endswith(".json.gz") for f in files)
+
+
+def test_demo_report_json_is_an_rfc8460_report(demo_out: str) -> None:
+    from mtasecure.results import FailureReason
+    from mtasecure.tlsrpt import PolicyType, parse_report
+
+    part = _report_part(demo_out)
+    blocks = ["{" + b.split("\n}\n", 1)[0] + "\n}" for b in part.split("\n{\n")[1:]]
+    reports = [parse_report(block) for block in blocks]
+    assert [r.policies[0].policy.policy_domain for r in reports] == [
+        "testing.example",
+        "wrongname.example",
+    ]
+    testing, wrongname = reports
+    assert testing.organization_name == "Sender Example"
+    assert testing.contact_info == "tlsrpt@sender.example"
+    (entry,) = testing.policies
+    assert entry.policy.policy_type is PolicyType.STS
+    assert entry.policy.policy_string == (
+        "version: STSv1",
+        "mode: testing",
+        "mx: mx.testing.example",
+        "max_age: 604800",
+    )
+    assert (testing.total_successful, testing.total_failed) == (0, 1)
+    (detail,) = entry.failure_details
+    assert detail.result_type is FailureReason.CERTIFICATE_EXPIRED
+    assert detail.sending_mta_ip == "198.51.100.25"
+    assert detail.receiving_ip == "192.0.2.40"
+    assert detail.failure_reason_code is not None
+    assert "expired" in detail.failure_reason_code
+    (wrong,) = wrongname.policies[0].failure_details
+    assert wrong.result_type is FailureReason.CERTIFICATE_HOST_MISMATCH
+    assert wrong.receiving_mx_hostname == "mx.wrongname.example"

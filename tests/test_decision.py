@@ -111,6 +111,13 @@ def test_bad_inputs_are_usage_or_validation_errors() -> None:
         StsState(mode=StsMode.ENFORCE, mx=("mx.*.example",))
     with pytest.raises(ValidationError):
         StsState(failure=FailureReason.DANE_REQUIRED)
+    # RFC 8460 §4.3.2.2 lists all three as MTA-STS policy failures.
+    for reason in (
+        FailureReason.STS_POLICY_FETCH_ERROR,
+        FailureReason.STS_POLICY_INVALID,
+        FailureReason.STS_WEBPKI_INVALID,
+    ):
+        assert StsState(failure=reason).failure is reason
 
 
 def test_mx_lookup_failure_is_like_bogus() -> None:

@@ -6,10 +6,10 @@ RFC text and independently of ``mtasecure.decision``: an ordered list of
 steps of RFC 8689 §4.2.1 laid over it. The code under test is only called to
 produce the *actual* values.
 
-Dimensions: DNSSEC status of the MX set × TLSA state × MTA-STS state ×
-REQUIRETLS (off / on / on with an empty return path, i.e. a bounce) ×
-``TLS-Required: No`` × STARTTLS × certificate × REQUIRETLS at the next hop:
-6048 rows.
+Dimensions: DNSSEC status of the MX set × TLSA state × MTA-STS state (with
+discovery failures, with and without a cached policy) × REQUIRETLS (off / on /
+on with an empty return path, i.e. a bounce) × ``TLS-Required: No`` × STARTTLS
+× certificate × REQUIRETLS at the next hop: 19008 rows.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ STS_STATES = (
     "testing-mismatch",
     "none",
     "fetch-failed",
+    "webpki-invalid",
+    "fetch-failed-cached-enforce",
+    "webpki-invalid-cached-enforce",
+    "invalid-cached-testing",
     "absent",
 )
 TLS_STATES = ("ok", "no-starttls", "handshake-failed")
@@ -72,6 +76,37 @@ class Row:
             f"tls-required-no={self.tls_required_no} tls={self.tls} cert={self.cert} "
             f"next-hop-requiretls={self.advertised} null-return-path={self.bounce}"
         )
+
+
+# ---------------------------------------------------------------------------
+# MTA-STS discovery failures (RFC 8461 §3.3, §5.1; RFC 8460 §4.3.2.2): a fetch
+# that fails (transport error, invalid policy, or a policy host whose
+# certificate fails WebPKI validation) keeps a cached policy in force; with
+# nothing cached the sender acts as though the domain has no policy. Either
+# way the failure is reported, except when TLS-Required: No set the recipient
+# policies aside (RFC 8689 §4.2.2).
+# ---------------------------------------------------------------------------
+
+DISCOVERY_RULES = {
+    # state: (policy in force, failure reported)
+    "fetch-failed": ("absent", FailureReason.STS_POLICY_FETCH_ERROR),
+    "webpki-invalid": ("absent", FailureReason.STS_WEBPKI_INVALID),
+    "fetch-failed-cached-enforce": ("enforce", FailureReason.STS_POLICY_FETCH_ERROR),
+    "webpki-invalid-cached-enforce": ("enforce", FailureReason.STS_WEBPKI_INVALID),
+    "invalid-cached-testing": ("testing", FailureReason.STS_POLICY_INVALID),
+}
+DISCOVERY_CITATION = "RFC 8461 §3.3/§5.1: failed fetch -> cached policy, else none; reported"
+
+
+def in_force(sts: str) -> str:
+    """The policy state the rules below see once discovery failures are applied."""
+    return DISCOVERY_RULES[sts][0] if sts in DISCOVERY_RULES else sts
+
+
+def reported_failure(row: Row) -> FailureReason | None:
+    if row.sts not in DISCOVERY_RULES or (row.tls_required_no and not row.requiretls):
+        return None
+    return DISCOVERY_RULES[row.sts][1]
 
 
 # ---------------------------------------------------------------------------
@@ -107,19 +142,19 @@ POLICY_RULES = [
     (
         "sts-enforce-mismatch",
         "RFC 8461 §4.1/§5: enforce and MX not in policy -> must not deliver to it",
-        lambda r: r.sts == "enforce-mismatch",
+        lambda r: in_force(r.sts) == "enforce-mismatch",
         ("unusable", False, "none"),
     ),
     (
         "sts-enforce",
         "RFC 8461 §4.2/§5: enforce -> STARTTLS + WebPKI certificate for the MX",
-        lambda r: r.sts == "enforce",
+        lambda r: in_force(r.sts) == "enforce",
         ("sts-enforce", True, "webpki"),
     ),
     (
         "sts-testing",
         "RFC 8461 §5: testing -> deliver as if no failure, report; RFC 7672 §2.2 unusable TLSA -> TLS",
-        lambda r: r.sts in ("testing", "testing-mismatch"),
+        lambda r: in_force(r.sts) in ("testing", "testing-mismatch"),
         ("sts-testing", None, "none"),  # None: TLS required iff secure unusable TLSA
     ),
     (
@@ -151,6 +186,7 @@ class Expected:
     use_parameter: bool
     verdict: Verdict | None  # when not delivered: bounce or defer
     status: str | None
+    sts_failure: FailureReason | None  # the discovery failure the plan reports
 
 
 def _policy(row: Row) -> tuple[str, str, str, bool, str]:
@@ -193,7 +229,7 @@ def expected(row: Row) -> Expected:
         reason = None if webpki_ok else WEBPKI_BAD
     else:
         deliver = True
-        if kind == "sts-testing" and row.sts == "testing-mismatch":
+        if kind == "sts-testing" and in_force(row.sts) == "testing-mismatch":
             reason = FailureReason.VALIDATION_FAILURE  # RFC 8461 §4.1 failure, reported
         elif kind == "sts-testing" and not webpki_ok:
             reason = WEBPKI_BAD  # RFC 8461 §4.2 failure, reported
@@ -205,7 +241,7 @@ def expected(row: Row) -> Expected:
     # §4.2.1 is "for which the MAIL FROM return-path is not empty"; §5: bounces not discarded.
     requiretls_applies = row.requiretls and not row.bounce and rule != "dns-failure"
     if requiretls_applies and rule != "tlsa-lookup-failed":
-        sts_match = row.sts in ("enforce", "testing")  # RFC 8461 §4.1: enforce or testing
+        sts_match = in_force(row.sts) in ("enforce", "testing")  # RFC 8461 §4.1: enforce or testing
         mx_validated = row.mx == "secure" or sts_match  # step 2
         cert_auth = dane_ok if rule == "dane" else webpki_ok  # step 4: DANE or trusted chain
         if not mx_validated:
@@ -234,9 +270,14 @@ def expected(row: Row) -> Expected:
         else:
             # RFC 7672 §2.1.2/§2.2 delay; RFC 8461 §5 transient, re-check the policy first
             verdict = Verdict.DEFER
+    discovery = row.sts in DISCOVERY_RULES
     return Expected(
-        rule=rule + ("+requiretls" if requiretls_applies else ""),
-        citation=citation + ("; RFC 8689 §4.2.1 steps 2-5" if requiretls_applies else ""),
+        rule=rule
+        + ("+requiretls" if requiretls_applies else "")
+        + ("+discovery" if discovery else ""),
+        citation=citation
+        + ("; RFC 8689 §4.2.1 steps 2-5" if requiretls_applies else "")
+        + (f"; {DISCOVERY_CITATION}" if discovery else ""),
         kind=kind,
         deliver=deliver,
         reason=reason,
@@ -247,6 +288,7 @@ def expected(row: Row) -> Expected:
         and (not row.bounce or (row.tls == "ok" and row.advertised)),
         verdict=verdict,
         status=status,
+        sts_failure=reported_failure(row),
     )
 
 
@@ -265,6 +307,16 @@ def _sts(state: str) -> StsState:
         "testing-mismatch": StsState(mode=StsMode.TESTING, mx=other),
         "none": StsState(mode=StsMode.NONE, mx=listed),
         "fetch-failed": StsState(failure=FailureReason.STS_POLICY_FETCH_ERROR),
+        "webpki-invalid": StsState(failure=FailureReason.STS_WEBPKI_INVALID),
+        "fetch-failed-cached-enforce": StsState(
+            mode=StsMode.ENFORCE, mx=listed, failure=FailureReason.STS_POLICY_FETCH_ERROR
+        ),
+        "webpki-invalid-cached-enforce": StsState(
+            mode=StsMode.ENFORCE, mx=listed, failure=FailureReason.STS_WEBPKI_INVALID
+        ),
+        "invalid-cached-testing": StsState(
+            mode=StsMode.TESTING, mx=("*.example.net",), failure=FailureReason.STS_POLICY_INVALID
+        ),
         "absent": StsState(),
     }[state]
 
@@ -318,6 +370,7 @@ def run(row: Row) -> dict[str, object]:
         "use_parameter": bool(outcome and outcome.use_requiretls_parameter),
         "verdict": None,
         "status": None,
+        "sts_failure": delivery_plan.sts_failure,
     }
     if not deliver:
         conclusion = conclude(delivery_plan, {HOST: outcome})
@@ -354,6 +407,7 @@ def test_matrix(mx: str, sts: str) -> None:
             "use_parameter": want.use_parameter,
             "verdict": want.verdict,
             "status": want.status,
+            "sts_failure": want.sts_failure,
         }
         if got != wanted:
             diff = {k: (got[k], wanted[k]) for k in wanted if got[k] != wanted[k]}
@@ -368,8 +422,11 @@ def test_every_rule_is_exercised() -> None:
         for row in _rows(mx, sts):
             want = expected(row)
             seen[want.rule.split("+")[0]] += 1
+            seen["reported:" + str(want.sts_failure)] += 1
             verdicts[(want.verdict, want.status)] += 1
-    assert set(seen) == {name for name, *_ in POLICY_RULES}
+    assert {k for k in seen if not k.startswith("reported:")} == {n for n, *_ in POLICY_RULES}
+    reported = {k.removeprefix("reported:") for k in seen if k.startswith("reported:")}
+    assert reported == {"None", *(str(f) for _, f in DISCOVERY_RULES.values())}
     assert verdicts[(Verdict.BOUNCE, "5.7.30")] > 0
     assert verdicts[(Verdict.BOUNCE, "5.7.10")] > 0
     assert verdicts[(Verdict.DEFER, None)] > 0
@@ -377,7 +434,7 @@ def test_every_rule_is_exercised() -> None:
 
 def test_matrix_size() -> None:
     rows = sum(len(_rows(mx, sts)) for mx, sts in itertools.product(MX_STATES, STS_STATES))
-    assert rows == 4 * 7 * 4 * 3 * 2 * 3 * 3 * 2
+    assert rows == 4 * 11 * 4 * 3 * 2 * 3 * 3 * 2 == 19008
 
 
 def test_requirement_kind_values_are_the_issue_spelling() -> None:

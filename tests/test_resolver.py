@@ -80,11 +80,14 @@ SOA = "example. 3600 IN SOA ns.example. h.example. 1 3600 900 604800 120"
 
 
 def test_pinned_transport_all() -> None:
-    # With the SMTP probe's value types (issue 5) and the report protocols (issue 7).
+    # With the SMTP probe's value types (issue 5), the report protocols (issue 7)
+    # and the two DNSSEC modes chosen by configuration (issue 3).
     assert mtasecure.transport.__all__ == [
         "BulkResolver",
         "Clock",
         "DnsResolver",
+        "DnsSettings",
+        "DnssecMode",
         "EhloKeyword",
         "EhloResponse",
         "HttpClient",
@@ -101,6 +104,8 @@ def test_pinned_transport_all() -> None:
         "SmtpReply",
         "StepTiming",
         "SystemClock",
+        "ValidatingResolver",
+        "resolver_from_settings",
         "system_nameservers",
     ]
     assert set(resolver_module.__all__) == {

@@ -341,6 +341,7 @@ def test_all_is_pinned() -> None:
         "ReportWindow",
         "ResultBatch",
         "SessionCount",
+        "SessionRecord",
         "SkippedRua",
         "TlsReport",
         "TlsRptCollector",
@@ -352,10 +353,14 @@ def test_all_is_pinned() -> None:
         "no_policy_found",
         "parse_record",
         "parse_report",
+        "plan_session_record",
         "record_name",
         "render_filename",
         "render_gzip",
         "render_report_message",
+        "render_sts_policy_string",
+        "render_tlsa_policy_string",
+        "report_policy_for",
         "select_record",
     ]
     assert mtasecure.tlsrpt.__all__ == sorted(mtasecure.tlsrpt.__all__)

@@ -10,6 +10,7 @@ from mtasecure._mxcheck import MxCheck, check_session, plan_address_dane, weakes
 from mtasecure.certs import TrustStore
 from mtasecure.client import MtaSecure
 from mtasecure.dane import DaneState, association_data
+from mtasecure.decision import RequirementKind, StsState
 from mtasecure.dnssec import DnsAnswer, Security
 from mtasecure.testing import FakeResolver, FakeSmtp, FrozenClock
 from mtasecure.transport import ProbeOutcome, ProbeResult, ProbeStage
@@ -64,6 +65,13 @@ async def test_dane_ee_match_and_webpki_pass(pki: dict[str, object]) -> None:
     assert check.webpki.ok, check.webpki.detail
     assert result.dane_ok
     assert smtp.calls == [(MX, "192.0.2.25", 25)]
+    # The decision joins in: DANE governs, and the session meets it.
+    assert result.requirement is not None
+    assert result.requirement.kind is RequirementKind.DANE
+    assert result.sts == StsState()  # no _mta-sts record
+    assert check.outcome is not None
+    assert check.outcome.deliver
+    assert (result.deliver, result.reasons) == (True, ())
 
 
 async def test_dane_ta_match_on_the_intermediate(pki: dict[str, object]) -> None:
@@ -127,6 +135,9 @@ async def test_bogus_tlsa_means_no_probe(pki: dict[str, object]) -> None:
     assert result.checks == ()
     assert smtp.calls == []
     assert "must not be used" in result.detail
+    assert result.requirement is not None
+    assert result.requirement.kind is RequirementKind.UNUSABLE
+    assert (result.deliver, result.reasons) == (False, (FailureReason.DNSSEC_INVALID,))
 
 
 async def test_no_starttls_under_dane_is_starttls_not_supported(pki: dict[str, object]) -> None:
@@ -138,6 +149,9 @@ async def test_no_starttls_under_dane_is_starttls_not_supported(pki: dict[str, o
     check = result.checks[0]
     assert check.dane.reason is FailureReason.STARTTLS_NOT_SUPPORTED
     assert check.webpki is None
+    assert check.outcome is not None
+    assert not check.outcome.deliver  # DANE makes TLS mandatory (RFC 7672 §2.2)
+    assert check.outcome.reason is FailureReason.STARTTLS_NOT_SUPPORTED
 
 
 def test_unreadable_chain_is_a_validation_failure(pki: dict[str, object]) -> None:
@@ -175,6 +189,7 @@ def test_client_exports_the_check_types() -> None:
         "MtaSecure",
         "MxAddressCheck",
         "MxCheck",
+        "MxDane",
         "StsLookup",
         "StsSettings",
     ]

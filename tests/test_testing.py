@@ -39,6 +39,7 @@ def test_pinned_all() -> None:
     assert mtasecure.testing.__all__ == [
         "DEFAULT_FAKE_TTL",
         "FakeHttpClient",
+        "FakeMailSubmitter",
         "FakeResolver",
         "FakeSmtp",
         "FrozenClock",

@@ -218,8 +218,12 @@ async def test_plan_delivery_through_the_client(world: World) -> None:
     async with World.from_text(WORLD).client() as client:
         dane = await client.plan_delivery("a.example")
         sts = await client.plan_delivery("b.example", sts=await client.sts_policy("b.example"))
+        discovered = await client.plan_delivery("b.example")
+        webpki = await client.plan_delivery("c.example")
     assert dane.requirements[0].kind is RequirementKind.DANE
     assert sts.requirements[0].kind is RequirementKind.STS_ENFORCE
+    assert discovered.requirements == sts.requirements
+    assert webpki.sts_failure is FailureReason.STS_WEBPKI_INVALID
 
 
 def test_client_overrides(world: World) -> None:

@@ -70,23 +70,25 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtasecure._names import match_wildcard, normalize_host
+from mtasecure._names import normalize_host, normalize_pattern
 from mtasecure._tagvalue import EXT_NAME
 from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
-from mtasecure.sts._match import NAME_CACHE_SIZE, cached_host, cached_pattern
+from mtasecure.sts._match import _remember, cached_pattern, pattern_index
 
 __all__ = [
     "KNOWN_KEYS",
     "MAX_AGE_DIGITS",
     "MAX_AGE_LIMIT",
+    "MAX_MEMO_BLOCK",
     "MAX_MEMO_KEY",
     "MAX_MX_PATTERNS",
     "MAX_POLICY_BYTES",
+    "MX_BLOCK_CACHE_SIZE",
     "POLICY_VERSION",
     "PolicyMode",
     "StsPolicy",
@@ -107,6 +109,10 @@ POLICY_VERSION = "STSv1"
 """The only ``version`` value defined (RFC 8461 §3.2)."""
 MAX_MEMO_KEY = 300
 """Longest raw ``mx`` value (name plus surrounding spaces) kept in the parser's memo."""
+MAX_MEMO_BLOCK = 2048
+"""Longest run of ``mx`` lines (in characters) whose patterns the parser remembers whole."""
+MX_BLOCK_CACHE_SIZE = 1024
+"""How many runs of ``mx`` lines the parser remembers before it starts afresh."""
 KNOWN_KEYS = ("version", "mode", "mx", "max_age")
 """The keys RFC 8461 §3.2 defines; every other key is an extension."""
 
@@ -116,8 +122,24 @@ _KNOWN = frozenset(KNOWN_KEYS)
 _MX, _MAX_AGE, _MODE, _VERSION = 1, 2, 3, 4
 _KIND = {"mx": _MX, "max_age": _MAX_AGE, "mode": _MODE, "version": _VERSION}
 _MX_CACHE: dict[str, str] = {}
+_MX_BLOCKS: dict[str, tuple[str, ...]] = {}
 _ext_name = EXT_NAME.fullmatch
 _BAD_EXT_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The usual file: version, mode, the mx lines and max_age (mx lines may also
+# follow it), LF or CRLF, trailing spaces or tabs, an optional final
+# terminator, no blank line, no extension, no space before a key, at least one
+# space after "mx:". Anything else takes the line loop.
+_USUAL_MAX = 4096  # longer files are no faster this way than with the line loop
+_MX_LINES = r"((?:\r?\nmx:[ \t]++[!-~]++[ \t]*+)*+)"
+_usual = re.compile(
+    r"version:[ \t]*+STSv1[ \t]*+"
+    r"\r?\nmode:[ \t]*+(enforce|testing|none)[ \t]*+"
+    rf"{_MX_LINES}"
+    r"\r?\nmax_age:[ \t]*+([0-9]{1,10}+)[ \t]*+"
+    rf"{_MX_LINES}"
+    r"\r?\n?",
+    re.ASCII,
+).fullmatch
 
 
 class PolicyMode(StrEnum):
@@ -197,11 +219,9 @@ class StsPolicy(BaseModel):
         on :attr:`mode` (RFC 8461 §5). A ``host`` that is not a host name is
         covered by nothing: the answer is ``False``, never an exception.
         """
-        try:
-            name = cached_host(host)
-        except NameSyntaxError:
-            return False
-        return any(match_wildcard(pattern, name) for pattern in self.mx)
+        # One set look-up for the exact patterns and one for the wildcards,
+        # however many patterns there are; see PatternIndex.covers.
+        return pattern_index(self.mx).covers(host)
 
 
 def parse_policy(text: str | bytes) -> StsPolicy:
@@ -225,6 +245,55 @@ def parse_policy(text: str | bytes) -> StsPolicy:
     """
     if not (type(text) is str and len(text) <= MAX_POLICY_BYTES and text.isascii()):
         text = _decode(text)  # bytes, non-ASCII text (size in octets, BOM), or too long
+    usual = _usual(text) if len(text) <= _USUAL_MAX else None
+    if usual is not None:
+        policy = _parse_usual(usual)
+        if policy is not None:
+            return policy
+    return _parse_lines(text)
+
+
+def _parse_usual(match: re.Match[str]) -> StsPolicy | None:
+    """The policy a ``_usual`` match holds, or ``None`` to take the general path.
+
+    ``_usual`` accepts only files the line loop reads as ``version``,
+    ``mode``, ``max_age`` and these ``mx`` values with nothing else, so the
+    result is the loop's; every error (and its line number) is left to the loop.
+    """
+    mode, before, max_age, after = match.groups()
+    # The same mx lines recur across policies (every domain of a mail host
+    # publishes its host's list), so short blocks of them are remembered whole.
+    block = after if not before else before if not after else None
+    mx = _MX_BLOCKS.get(block) if block is not None else None
+    if mx is None:
+        # Each block is "<newline>mx:<spaces><value><spaces>" repeated, and a
+        # value holds no space: splitting on whitespace gives "mx:", value, ...
+        values = before.split()[1::2] + after.split()[1::2]
+        known = dict.fromkeys(map(_MX_CACHE.get, values))  # patterns in order, once each
+        if None in known:  # a name not seen before: normalise (and remember) it
+            patterns: dict[str, None] = {}
+            for value in values:
+                pattern = _MX_CACHE.get(value)
+                if pattern is None:
+                    try:
+                        pattern = normalize_pattern(value)
+                    except NameSyntaxError:
+                        return None  # the loop reports it, with the line
+                    if len(value) <= MAX_MEMO_KEY:
+                        _remember(_MX_CACHE, value, pattern)
+                patterns[pattern] = None
+            mx = tuple(patterns)
+        else:
+            mx = cast("tuple[str, ...]", tuple(known))
+        if block is not None and len(block) <= MAX_MEMO_BLOCK:
+            _remember(_MX_BLOCKS, block, mx, MX_BLOCK_CACHE_SIZE)
+    if (not mx and mode != "none") or len(mx) > MAX_MX_PATTERNS:
+        return None  # the loop reports it
+    return _policy(_MODES[mode], mx, min(int(max_age), MAX_AGE_LIMIT), ())
+
+
+def _parse_lines(text: str) -> StsPolicy:
+    """The general parser: one line at a time, every rule, every message."""
     lines = text.split("\n")
     if not lines[-1]:
         lines.pop()  # what follows the final terminator
@@ -300,13 +369,19 @@ def parse_policy(text: str | bytes) -> StsPolicy:
             where="policy",
             rule=_RULE,
         )
-    policy: StsPolicy = new(StsPolicy)  # every field was validated above
+    return _policy(mode, tuple(mx), max_age, tuple(extensions.items()) if extensions else ())
+
+
+def _policy(
+    mode: PolicyMode, mx: tuple[str, ...], max_age: int, extensions: tuple[tuple[str, str], ...]
+) -> StsPolicy:
+    policy: StsPolicy = new(StsPolicy)  # every field was validated by the caller
     state = policy.__dict__
     state["version"] = POLICY_VERSION
     state["mode"] = mode
-    state["mx"] = tuple(mx)
+    state["mx"] = mx
     state["max_age"] = max_age
-    state["extensions"] = tuple(extensions.items()) if extensions else ()
+    state["extensions"] = extensions
     set_fields_set(policy, {"version", "mode", "mx", "max_age", "extensions"})
     set_extra(policy, None)
     set_private(policy, None)
@@ -383,9 +458,7 @@ def _new_mx_pattern(value: str, lines: list[str], line: str) -> str:
     # Only short raw values are remembered: a value padded with 60 KiB of
     # spaces is still a valid pattern, and must not pin 60 KiB in the memo.
     if len(value) <= MAX_MEMO_KEY:
-        if len(_MX_CACHE) >= NAME_CACHE_SIZE:
-            _MX_CACHE.clear()
-        _MX_CACHE[value] = pattern
+        _remember(_MX_CACHE, value, pattern)
     return pattern
 
 

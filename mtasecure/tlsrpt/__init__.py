@@ -38,6 +38,13 @@ from mtasecure.tlsrpt._collect import (
     no_policy_found,
 )
 from mtasecure.tlsrpt._message import DkimKey, is_report_mail, render_report_message
+from mtasecure.tlsrpt._policy import (
+    SessionRecord,
+    plan_session_record,
+    render_sts_policy_string,
+    render_tlsa_policy_string,
+    report_policy_for,
+)
 from mtasecure.tlsrpt._record import (
     MAX_RECORD_LENGTH,
     MAX_RUA_URIS,
@@ -76,6 +83,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), the order the tests pin
     "ReportWindow",
     "ResultBatch",
     "SessionCount",
+    "SessionRecord",
     "SkippedRua",
     "TlsReport",
     "TlsRptCollector",
@@ -87,9 +95,13 @@ __all__ = [  # noqa: RUF022 - plain sorted(), the order the tests pin
     "no_policy_found",
     "parse_record",
     "parse_report",
+    "plan_session_record",
     "record_name",
     "render_filename",
     "render_gzip",
     "render_report_message",
+    "render_sts_policy_string",
+    "render_tlsa_policy_string",
+    "report_policy_for",
     "select_record",
 ]

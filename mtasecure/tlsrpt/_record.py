@@ -46,7 +46,7 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict
 
 from mtasecure._names import normalize_host
-from mtasecure._tagvalue import EXT_NAME, EXT_VALUE, split_record
+from mtasecure._tagvalue import EXT_NAME, EXT_VALUE, one_field_record, split_record
 from mtasecure.errors import NameSyntaxError, RecordSyntaxError
 
 __all__ = [
@@ -110,10 +110,8 @@ _SIMPLE_URI = (
 _SIMPLE = re.compile(_SIMPLE_URI, re.ASCII)
 # Records that split_record would cut into the version and one rua field:
 # with a single URI of the usual shape, and with any value.
-_ONE_SIMPLE = re.compile(
-    rf"v=TLSRPTv1[ \t]*;[ \t]*rua=(?P<uri>{_SIMPLE_URI})(?:[ \t]*;[ \t]*)?", re.ASCII
-)
-_RUA_ONLY = re.compile(r"v=TLSRPTv1[ \t]*;[ \t]*rua=([^; \t]+)(?:[ \t]*;[ \t]*)?", re.ASCII)
+_ONE_SIMPLE = one_field_record(VERSION, rf"rua=(?P<uri>{_SIMPLE_URI})")
+_RUA_ONLY = one_field_record(VERSION, r"rua=([^; \t]+)")
 _URI_LIST_SEP = re.compile(r"[ \t]*,[ \t]*", re.ASCII)
 _VERSION_THEN_SEP = re.compile(r"v=TLSRPTv1[ \t]*;", re.ASCII)
 

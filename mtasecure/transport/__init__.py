@@ -29,6 +29,7 @@ from mtasecure.transport._protocols import (
     Resolver,
     SmtpConnector,
 )
+from mtasecure.transport.dnsconfig import DnssecMode, DnsSettings, resolver_from_settings
 from mtasecure.transport.memcache import MemoryPolicyCache
 from mtasecure.transport.resolver import (
     BulkResolver,
@@ -36,11 +37,14 @@ from mtasecure.transport.resolver import (
     Nameserver,
     system_nameservers,
 )
+from mtasecure.transport.validating import ValidatingResolver
 
 __all__ = [
     "BulkResolver",
     "Clock",
     "DnsResolver",
+    "DnsSettings",
+    "DnssecMode",
     "EhloKeyword",
     "EhloResponse",
     "HttpClient",
@@ -57,5 +61,7 @@ __all__ = [
     "SmtpReply",
     "StepTiming",
     "SystemClock",
+    "ValidatingResolver",
+    "resolver_from_settings",
     "system_nameservers",
 ]

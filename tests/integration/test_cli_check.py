@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import (
@@ -52,12 +53,16 @@ class Servers:
     web: NginxWorld
     postfix: PostfixInstance
     ca_file: Path
+    anchor_file: Path
 
-    def args(self, domain: str, *extra: str) -> list[str]:
-        address, port = self.dns.unbound
+    def args(self, domain: str, *extra: str, local: bool = False) -> list[str]:
+        """The command line; ``local`` validates DNSSEC here, straight from Knot."""
+        address, port = self.dns.knot if local else self.dns.unbound
+        dnssec = ["--dnssec", "local", "--trust-anchor", str(self.anchor_file)] if local else []
         return [
             "check",
             domain,
+            *dnssec,
             "--resolver",
             f"{address}:{port}",
             "--port",
@@ -115,7 +120,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             ca_file = base / "ca.pem"
             ca_file.write_bytes(web.ca.cert_pem.bytes() + root.cert.public_bytes(Encoding.PEM))
             with run_dnsworld(base / "dns", extra_records=extra) as dns:
-                yield Servers(dns, web, postfix, ca_file)
+                # The private tree's root DS, as an operator's root.ds file.
+                anchor_file = base / "root.ds"
+                anchor_file.write_text("\n".join(dns.trust_anchor) + "\n", encoding="utf-8")
+                yield Servers(dns, web, postfix, ca_file, anchor_file)
         finally:
             postfix_world.stop_all()
 
@@ -206,3 +214,67 @@ def test_unreachable_resolver_is_not_protected(capsys: pytest.CaptureFixture[str
     assert status == 1
     assert "MX       lookup failed, DNSSEC indeterminate" in out
     assert "MTA-STS  record _mta-sts.example.com: lookup failed" in out
+
+
+# --- --dnssec local: the same verdicts, validated here from the tree's root DS -------
+
+
+def _verdicts(report: dict[str, Any]) -> dict[str, object]:
+    hosts = report["hosts"]
+    return {
+        "protected": report["protected"],
+        "mx": (report["mx"]["security"], report["mx"]["failed"]),
+        "hosts": [
+            (
+                h["host"],
+                h["address_security"],
+                h["dane"]["state"] if h["dane"] else None,
+                h["requirement"]["kind"],
+                [(p["outcome"], p["judged"] and p["judged"]["deliver"]) for p in h["probes"]],
+            )
+            for h in hosts
+        ],
+        "sts": report["mta_sts"]["policy"] and report["mta_sts"]["policy"]["mode"],
+        "sts_failure": report["mta_sts"]["failure"] and report["mta_sts"]["failure"]["reason"],
+    }
+
+
+@pytest.mark.parametrize(
+    "domain", ["dane.signed.example", f"valid.{STS_ZONE}", "expired.example", "signed.example"]
+)
+def test_local_validation_agrees_with_the_trusted_validator(
+    servers: Servers, capsys: pytest.CaptureFixture[str], domain: str
+) -> None:
+    extra = ("--probe", "--allow-private", "--json")
+    status_validator, out_validator = run(capsys, servers.args(domain, *extra))
+    status_local, out_local = run(capsys, servers.args(domain, *extra, local=True))
+    validator, local = json.loads(out_validator), json.loads(out_local)
+    assert status_local == status_validator
+    assert _verdicts(local) == _verdicts(validator)
+
+
+def test_local_validation_of_a_dane_domain(
+    servers: Servers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out = run(
+        capsys, servers.args("dane.signed.example", "--probe", "--allow-private", local=True)
+    )
+    assert status == 0, out
+    assert f"MX       DNSSEC secure: 10 {MX_DANE}" in out
+    assert "  DANE     usable" in out
+    assert "verdict  PROTECTED" in out
+
+
+def test_local_validation_with_the_root_anchor_cannot_vouch_for_the_private_tree(
+    servers: Servers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without --trust-anchor the IANA root KSKs are the anchor: the private
+    # root's keys match none of them, so nothing is secure (RFC 4035 §5).
+    args = servers.args("dane.signed.example", "--json", local=True)
+    anchor = args.index("--trust-anchor")
+    del args[anchor : anchor + 2]
+    status, out = run(capsys, args)
+    report = json.loads(out)
+    assert status == 1
+    assert report["mx"]["security"] == "bogus"
+    assert report["protected"] is False
