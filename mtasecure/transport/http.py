@@ -346,10 +346,12 @@ class HttpsClient:
     async def _connect(
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A TCP connection to the first of ``host``'s addresses that answers, then TLS.
+        """A TLS connection to the first of ``host``'s addresses that completes one.
 
-        TLS is negotiated once, with the first address that accepted TCP: a
-        rejected certificate or a failed handshake ends the attempt.
+        Each address gets ``connect_timeout`` for TCP and the handshake
+        together; a refused connection or a timeout moves on to the next
+        address, but a rejected certificate or a failed handshake ends the
+        attempt (another address of the same name is no more trustworthy).
         """
         addresses = await self._backend.addresses(host, port)
         problems = []
