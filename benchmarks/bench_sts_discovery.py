@@ -3,8 +3,9 @@
 Starts the DNS tree of the integration tests (Knot + validating Unbound, with
 ``_mta-sts`` TXT and ``mta-sts`` A records for N domains ``d<i>.signed.example``)
 and nginx serving their policies over HTTPS with a test CA (one certificate
-for all names, a new TLS connection per domain). Then, at each concurrency,
-discovers every domain with:
+per policy host, a new TLS connection per domain, no TLS session resumption
+on any side: nginx logs ``$ssl_session_reused`` as ``.`` for all three). Then,
+at each concurrency, discovers every domain with:
 
 * ``mtasecure``: ``MtaSecure.sts_lookup`` with a fresh (empty) cache: TXT
   lookup through ``DnsResolver``, A lookup, HTTPS fetch through
@@ -16,6 +17,10 @@ discovers every domain with:
   same Unbound (aiodns ``nameservers``) and at nginx (an aiohttp resolver that
   looks the A record up with the same aiodns channel and answers nginx's port;
   the test CA as its trust store).
+
+and, as the floor no discovery can go under, ``tls``: asyncio TCP + TLS
+handshakes alone (same context, SNI and hostname check, address known, no DNS,
+no HTTP).
 
 Every implementation must return a policy for every domain, or the run stops.
 Unbound's cache is warmed first, so every implementation sees the same DNS.
@@ -106,9 +111,13 @@ def postfix_worker(args: argparse.Namespace) -> None:
             if status is peer.STSFetchResult.VALID and result is not None:
                 ok += 1
 
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         await asyncio.gather(*(one(d) for d in domains))
-        return {"seconds": time.perf_counter() - start, "ok": ok}
+        return {
+            "seconds": time.perf_counter() - start,
+            "cpu": time.process_time() - cpu,
+            "ok": ok,
+        }
 
     print(json.dumps(asyncio.run(main())))
 
@@ -118,7 +127,7 @@ def postfix_worker(args: argparse.Namespace) -> None:
 
 async def run_mtasecure(
     unbound: int, port: int, ca: bytes, domains: list[str], concurrency: int
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     from mtasecure.certs import TrustStore
     from mtasecure.client import MtaSecure, StsSettings
     from mtasecure.transport import DnsResolver
@@ -141,14 +150,14 @@ async def run_mtasecure(
             if lookup.policy is not None:
                 ok += 1
 
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         await asyncio.gather(*(one(d) for d in domains))
-        return time.perf_counter() - start, ok
+        return time.perf_counter() - start, time.process_time() - cpu, ok
 
 
 async def run_httpx(
     unbound: int, port: int, ca_path: str, domains: list[str], concurrency: int
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     import ssl
 
     import dns.asyncresolver
@@ -178,14 +187,37 @@ async def run_httpx(
             if txt and response.status_code == 200 and b"STSv1" in response.content:
                 ok += 1
 
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         await asyncio.gather(*(one(d) for d in domains))
-        return time.perf_counter() - start, ok
+        return time.perf_counter() - start, time.process_time() - cpu, ok
+
+
+async def run_tls_floor(
+    port: int, ca_path: str, domains: list[str], concurrency: int
+) -> tuple[float, float, int]:
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca_path)
+    gate = asyncio.Semaphore(concurrency)
+    ok = 0
+
+    async def one(domain: str) -> None:
+        nonlocal ok
+        async with gate:
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=context, server_hostname=f"mta-sts.{domain}"
+            )
+            writer.transport.abort()
+        ok += 1
+
+    cpu, start = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(d) for d in domains))
+    return time.perf_counter() - start, time.process_time() - cpu, ok
 
 
 def run_postfix(
     args: argparse.Namespace, unbound: int, port: int, ca_path: str, concurrency: int
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     out = subprocess.run(
         [
             args.peer_python,
@@ -208,7 +240,7 @@ def run_postfix(
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(data["seconds"]), int(data["ok"])
+    return float(data["seconds"]), float(data["cpu"]), int(data["ok"])
 
 
 async def warm_latency(samples: int) -> tuple[float, float]:
@@ -254,28 +286,38 @@ def driver(args: argparse.Namespace) -> None:
             # Warm Unbound's cache (and nginx) with one untimed pass.
             asyncio.run(run_httpx(unbound, web.port, ca_path, domains, 32))
             rows = []
-            names = ["httpx", "mtasecure", "postfix"]
+            names = ["httpx", "mtasecure", "postfix", "tls"]
             for concurrency in args.concurrency:
                 rates: dict[str, list[float]] = {name: [] for name in names}
+                cpus: dict[str, list[float]] = {name: [] for name in names}
                 for round_ in range(args.rounds):
                     # Rotate the order each round so load drifts hit everyone.
-                    for name in names[round_ % 3 :] + names[: round_ % 3]:
+                    turn = round_ % len(names)
+                    for name in names[turn:] + names[:turn]:
                         if name == "mtasecure":
-                            seconds, ok = asyncio.run(
+                            seconds, cpu, ok = asyncio.run(
                                 run_mtasecure(unbound, web.port, ca, domains, concurrency)
                             )
                         elif name == "httpx":
-                            seconds, ok = asyncio.run(
+                            seconds, cpu, ok = asyncio.run(
                                 run_httpx(unbound, web.port, ca_path, domains, concurrency)
                             )
+                        elif name == "tls":
+                            seconds, cpu, ok = asyncio.run(
+                                run_tls_floor(web.port, ca_path, domains, concurrency)
+                            )
                         else:
-                            seconds, ok = run_postfix(args, unbound, web.port, ca_path, concurrency)
+                            seconds, cpu, ok = run_postfix(
+                                args, unbound, web.port, ca_path, concurrency
+                            )
                         if ok != len(domains):
                             raise SystemExit(
                                 f"{name}: {ok} of {len(domains)} discoveries succeeded"
                             )
                         rates[name].append(len(domains) / seconds)
+                        cpus[name].append(cpu / len(domains) * 1000)
                 results = {name: statistics.median(values) for name, values in rates.items()}
+                cpu_ms = {name: statistics.median(values) for name, values in cpus.items()}
                 ratios = {
                     "httpx": statistics.median(
                         m / h for m, h in zip(rates["mtasecure"], rates["httpx"], strict=True)
@@ -284,22 +326,37 @@ def driver(args: argparse.Namespace) -> None:
                         m / p for m, p in zip(rates["mtasecure"], rates["postfix"], strict=True)
                     ),
                 }
-                rows.append((concurrency, results, ratios))
+                rows.append((concurrency, results, ratios, cpu_ms))
                 print(
                     f"c={concurrency:3d}  httpx {results['httpx']:8.1f}/s  "
-                    f"mtasecure {results['mtasecure']:8.1f}/s  postfix {results['postfix']:8.1f}/s",
+                    f"mtasecure {results['mtasecure']:8.1f}/s  postfix {results['postfix']:8.1f}/s  "
+                    f"TLS only {results['tls']:8.1f}/s   client CPU ms per discovery: "
+                    + "  ".join(f"{name} {cpu_ms[name]:.2f}" for name in names),
                     flush=True,
                 )
     median, p99 = asyncio.run(warm_latency(args.samples))
     print()
     print(
-        "| concurrency | plain httpx + dnspython | mtasecure | postfix-mta-sts-resolver | mtasecure / httpx | mtasecure / postfix |"
+        "| concurrency | plain httpx + dnspython | mtasecure | postfix-mta-sts-resolver "
+        "| TLS handshakes only | mtasecure / httpx | mtasecure / postfix |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
-    for concurrency, r, q in rows:
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for concurrency, r, q, _ in rows:
         print(
             f"| {concurrency} | {r['httpx']:.1f}/s | {r['mtasecure']:.1f}/s | {r['postfix']:.1f}/s "
+            f"| {r['tls']:.1f}/s "
             f"| {q['httpx']:.2f}× | {q['postfix']:.2f}× |"
+        )
+    print()
+    print(
+        "| concurrency | plain httpx + dnspython | mtasecure | postfix-mta-sts-resolver "
+        "| TLS handshakes only |"
+    )
+    print("|---:|---:|---:|---:|---:|")
+    for concurrency, _, _, c in rows:
+        print(
+            f"| {concurrency} | {c['httpx']:.2f} ms | {c['mtasecure']:.2f} ms "
+            f"| {c['postfix']:.2f} ms | {c['tls']:.2f} ms |"
         )
     print()
     print(f"warm-cache sts_policy: median {median:.2f} µs, p99 {p99:.2f} µs ({args.samples} calls)")

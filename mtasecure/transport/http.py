@@ -1,27 +1,31 @@
-"""The default :class:`~mtasecure.transport.HttpClient`, on httpx (RFC 8461 §3.3 fetches).
+"""The default :class:`~mtasecure.transport.HttpClient`: HTTPS on asyncio and h11 (RFC 8461 §3.3 fetches).
 
 What it does for each request:
 
 * Resolves the URL's host through mtasecure's own
   :class:`~mtasecure.transport.Resolver` (A records, then AAAA if there are
   none), so one DNS configuration governs everything, and connects to the
-  addresses it got, in order. This is done by an httpcore *network backend*
-  (:class:`AsyncioBackend`) behind an httpx transport: httpx and httpcore
-  handle HTTP as usual, with the URL's host name, so the TLS server name
-  (SNI), the certificate check and the ``Host`` header all use the name,
-  while the backend decides where the TCP connection goes. The backend runs
-  on asyncio's own streams (TCP_NODELAY set, TLS by ``start_tls``).
+  addresses it got, in order (:meth:`AsyncioBackend.addresses`). The TLS
+  server name (SNI), the certificate check and the ``Host`` header all use
+  the URL's host name. The connection is an asyncio stream with OpenSSL's
+  TLS (one ``open_connection``, TCP and handshake together) and HTTP/1.1 is
+  spoken over it with h11 (a sans-I/O parser, the one httpcore uses): no
+  connection pool, no per-request async-library detection, so a fetch costs
+  little more than its TLS handshake.
 * Validates the server certificate with OpenSSL against a
   :class:`~mtasecure.certs.TrustStore` (by default the system's, from
   :func:`~mtasecure.transport.trust.load_system_trust_store`): a trusted
   chain, not expired, valid for the host name (RFC 8461 §3.3, RFC 6125).
   A rejected certificate raises :class:`~mtasecure.errors.HttpError` with
   ``certificate=True``.
-* Opens a new connection for every request (no keep-alive): a policy host
-  is asked once a day at most, and nothing is shared between fetches.
+* Opens a new connection for every request and closes it after the answer
+  (``Connection: close``, no keep-alive, no TLS session resumption): a policy
+  host is asked once a day at most, and nothing is shared between fetches.
+  The OpenSSL context (the trust anchors) is built once per trust store.
 * Never follows redirects, sends no caching headers and keeps no HTTP cache
   (RFC 8461 §3.3); asks for an unencoded body; streams the body and stops
-  after ``max_bytes + 1`` octets.
+  after ``max_bytes + 1`` octets; refuses a header section over
+  :data:`MAX_HEADER_BYTES`.
 * Bounds the connection set-up (``connect_timeout``) and the whole exchange
   (``timeout``, resolution included).
 * Optionally refuses non-public addresses (``public_only``: loopback,
@@ -32,21 +36,24 @@ What it does for each request:
   ``trust_env=True`` to read ``HTTPS_PROXY`` and friends. Through a proxy the
   proxy resolves the name (httpx's own transport is used), so neither the
   resolver nor ``public_only`` applies; the certificate is still checked end
-  to end.
+  to end. :class:`AsyncioBackend` remains an httpcore network backend for
+  anyone who wants httpx itself to resolve through a :class:`Resolver`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
 
+import h11
 import httpcore
 import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -66,6 +73,7 @@ __all__ = [  # noqa: RUF022
     "DEFAULT_TIMEOUT",
     "HttpsClient",
     "MAX_ADDRESSES",
+    "MAX_HEADER_BYTES",
     "MAX_UPLOAD_REPLY_BYTES",
     "ssl_context",
 ]
@@ -78,6 +86,10 @@ MAX_ADDRESSES = 4
 """Most addresses of one host tried, in order, before giving up."""
 MAX_UPLOAD_REPLY_BYTES = 65536
 """Most octets of a POST reply read (RFC 8460 §5.4 upload answers are small)."""
+MAX_HEADER_BYTES = 16384
+"""Largest status line plus header section accepted from a server."""
+READ_CHUNK = 65536
+"""Octets asked of the TLS stream per read."""
 
 _USER_AGENT = f"mtasecure/{mtasecure.__version__}"
 _HEADERS = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
@@ -95,8 +107,17 @@ def ssl_context(trust: TrustStore) -> ssl.SSLContext:
     return context
 
 
+@functools.lru_cache(maxsize=8)
+def _shared_context(trust: TrustStore) -> ssl.SSLContext:
+    """:func:`ssl_context` built once per trust store (loading anchors is the costly part).
+
+    Never modified after it is built, so every client with the same store can share it.
+    """
+    return ssl_context(trust)
+
+
 class HttpsClient:
-    """An :class:`~mtasecure.transport.HttpClient` on httpx (module docstring says how).
+    """An :class:`~mtasecure.transport.HttpClient`: asyncio + h11, httpx through a proxy (module docstring).
 
     Args:
         resolver: resolves host names; ``None`` lets the system resolve them
@@ -129,16 +150,8 @@ class HttpsClient:
         self.resolver = resolver
         self.connect_timeout = connect_timeout
         self.public_only = public_only
-        context = ssl_context(trust)
-        backend = AsyncioBackend(resolver=resolver, public_only=public_only)
-        pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
-            max_keepalive_connections=0,
-            http1=True,
-            http2=False,
-            network_backend=backend,
-        )
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        self._context = _shared_context(trust)
+        self._backend = AsyncioBackend(resolver=resolver, public_only=public_only)
         if proxy is None and trust_env:
             proxy = urllib.request.getproxies_environment().get("https")
             self._env_proxy = True
@@ -147,19 +160,13 @@ class HttpsClient:
         try:
             # httpx reads nothing from the environment here: the proxy (if
             # any) was chosen above, and the trust store is explicit.
-            self._client = httpx.AsyncClient(
-                transport=_PoolTransport(pool),
-                follow_redirects=False,
-                trust_env=False,
-                limits=limits,
-            )
             self._proxied = (
                 httpx.AsyncClient(
-                    verify=context,
+                    verify=self._context,
                     proxy=proxy,
                     follow_redirects=False,
                     trust_env=False,
-                    limits=limits,
+                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
                 )
                 if proxy
                 else None
@@ -179,8 +186,7 @@ class HttpsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pools; idempotent."""
-        await self._client.aclose()
+        """Close the proxy's connection pool, if any; idempotent (direct connections are never kept)."""
         if self._proxied is not None:
             await self._proxied.aclose()
 
@@ -223,32 +229,30 @@ class HttpsClient:
         content = None
         if upload is not None:
             content, headers["Content-Type"] = upload
-        limits = httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout))
         try:
             async with asyncio.timeout(timeout):
-                client = self._client
                 if self._proxied is not None and not (
                     self._env_proxy and urllib.request.proxy_bypass(target.host)
                 ):
-                    client = self._proxied
-                async with client.stream(
-                    method, target, headers=headers, content=content, timeout=limits
-                ) as response:
-                    body = bytearray()
-                    truncated = False
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) > max_bytes:
-                            truncated = True
-                            del body[max_bytes + 1 :]
-                            break
-                    return HttpResponse(
-                        url=url,
-                        status=response.status_code,
-                        headers=tuple((k.lower(), v) for k, v in response.headers.multi_items()),
-                        body=bytes(body),
-                        truncated=truncated,
+                    limits = httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout))
+                    return await self._via_proxy(
+                        self._proxied,
+                        url,
+                        target,
+                        method=method,
+                        headers=headers,
+                        content=content,
+                        max_bytes=max_bytes,
+                        timeout=limits,
                     )
+                return await self._direct(
+                    url,
+                    target,
+                    method=method,
+                    headers=headers,
+                    content=content,
+                    max_bytes=max_bytes,
+                )
         except (HttpError, TransportTimeout):
             raise
         except TimeoutError as exc:
@@ -261,11 +265,149 @@ class HttpsClient:
             httpx.HTTPError,
             httpx.InvalidURL,
             httpx.StreamError,
-            httpcore.ConnectionNotAvailable,
+            h11.ProtocolError,
             OSError,
         ) as exc:
             certificate = _certificate_failure(exc)
             raise HttpError(f"{url}: {_describe(exc)}", certificate=certificate) from exc
+
+    async def _direct(
+        self,
+        url: str,
+        target: httpx.URL,
+        *,
+        method: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        max_bytes: int,
+    ) -> HttpResponse:
+        """One HTTP/1.1 exchange on a new TLS connection of its own (h11 over asyncio streams)."""
+        host = target.raw_host.decode("ascii")
+        port = target.port or 443
+        reader, writer = await self._connect(host, port)
+        try:
+            authority = f"[{host}]" if ":" in host else host
+            if target.port is not None and target.port != 443:
+                authority = f"{authority}:{port}"
+            fields = [("Host", authority), *headers.items(), ("Connection", "close")]
+            if content is not None:
+                fields.append(("Content-Length", str(len(content))))
+            http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES + 1)
+            request = http.send(h11.Request(method=method, target=target.raw_path, headers=fields))
+            if content:
+                request += http.send(h11.Data(data=content))
+            request += http.send(h11.EndOfMessage())
+            writer.write(request)
+            await writer.drain()
+            response: h11.Response | None = None
+            body = bytearray()
+            truncated = False
+            head = 0  # octets received before the final status line and headers were whole
+            while True:
+                event = http.next_event()
+                if event is h11.NEED_DATA:
+                    if response is not None:
+                        http.receive_data(await reader.read(READ_CHUNK))
+                        continue
+                    if head > MAX_HEADER_BYTES:
+                        raise HttpError(f"{url}: header section over {MAX_HEADER_BYTES} octets")
+                    # Ask for no more than the header bound allows, so an
+                    # oversized header section cannot arrive whole in one read.
+                    data = await reader.read(MAX_HEADER_BYTES + 1 - head)
+                    head += len(data)
+                    http.receive_data(data)
+                elif isinstance(event, h11.Response):
+                    response = event
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > max_bytes:
+                        truncated = True
+                        del body[max_bytes + 1 :]
+                        break
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+                # h11.InformationalResponse (1xx): wait for the final answer.
+            if response is None:  # pragma: no cover - h11 raises before this
+                raise HttpError(f"{url}: the server closed the connection without an answer")
+            return HttpResponse(
+                url=url,
+                status=response.status_code,
+                headers=tuple(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in response.headers
+                ),
+                body=bytes(body),
+                truncated=truncated,
+            )
+        finally:
+            # No close_notify wait: the exchange is complete, or abandoned.
+            writer.transport.abort()
+
+    async def _connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TLS connection to the first of ``host``'s addresses that completes one.
+
+        Each address gets ``connect_timeout`` for TCP and the handshake
+        together; a refused connection or a timeout moves on to the next
+        address, but a rejected certificate or a failed handshake ends the
+        attempt (another address of the same name is no more trustworthy).
+        """
+        addresses = await self._backend.addresses(host, port)
+        problems = []
+        for address in addresses:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    return await asyncio.open_connection(
+                        address,
+                        port,
+                        ssl=self._context,
+                        server_hostname=host,
+                        ssl_handshake_timeout=self.connect_timeout,
+                    )
+            except ssl.SSLCertVerificationError as exc:
+                raise HttpError(
+                    f"certificate of {host} rejected: {exc.verify_message or exc}",
+                    certificate=True,
+                ) from exc
+            except ssl.SSLError as exc:
+                raise HttpError(f"TLS handshake with {host} failed: {exc}") from exc
+            except TimeoutError:
+                problems.append(f"{address}: connection or TLS handshake timed out")
+            except OSError as exc:
+                problems.append(f"{address}: {exc.strerror or exc}")
+        raise HttpError(f"cannot connect to {host} port {port} ({'; '.join(problems)})")
+
+    @staticmethod
+    async def _via_proxy(
+        client: httpx.AsyncClient,
+        url: str,
+        target: httpx.URL,
+        *,
+        method: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        max_bytes: int,
+        timeout: httpx.Timeout,
+    ) -> HttpResponse:
+        async with client.stream(
+            method, target, headers=headers, content=content, timeout=timeout
+        ) as response:
+            body = bytearray()
+            truncated = False
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > max_bytes:
+                    truncated = True
+                    del body[max_bytes + 1 :]
+                    break
+            return HttpResponse(
+                url=url,
+                status=response.status_code,
+                headers=tuple((k.lower(), v) for k, v in response.headers.multi_items()),
+                body=bytes(body),
+                truncated=truncated,
+            )
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
@@ -437,63 +579,6 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
         if info == "is_readable":
             return self._reader.at_eof() or self._writer.transport.is_closing()
         return None
-
-
-class _PoolTransport(httpx.AsyncBaseTransport):
-    """httpx on an httpcore pool we built (so that it uses :class:`AsyncioBackend`)."""
-
-    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
-        self._pool = pool
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        try:
-            response = await self._pool.handle_async_request(core)
-        except httpcore.TimeoutException as exc:
-            raise httpx.TimeoutException(str(exc), request=request) from exc
-        except httpcore.ConnectError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
-            raise httpx.TransportError(str(exc), request=request) from exc
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_Body(response.stream),  # type: ignore[arg-type]
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
-
-
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes]) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for part in self._stream:
-                yield part
-        except httpcore.TimeoutException as exc:
-            raise TransportTimeout(f"body not received in time: {exc}") from exc
-        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
-            raise HttpError(f"body not received: {exc}") from exc
-
-    async def aclose(self) -> None:
-        closer = getattr(self._stream, "aclose", None)
-        if closer is not None:
-            await closer()
 
 
 def _is_address(text: str) -> bool:
