@@ -283,8 +283,8 @@ async def submit_report(
     Args:
         report: the built report.
         rua: the ``rua`` URIs of the policy domain's ``_smtp._tls`` record.
-        http: the client for ``https`` URIs (see
-            :class:`~mtasecure.transport._report_http.ReportHttpClient`).
+        http: the client for ``https`` URIs (e.g.
+            :class:`~mtasecure.transport.http.HttpsClient`).
         mail: the submitter for ``mailto`` URIs (e.g. :class:`SmtpSubmitter`).
         sender: the ``From`` and envelope sender of report mails.
         now: the mail's ``Date`` (default: the current time).

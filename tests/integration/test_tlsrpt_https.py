@@ -28,7 +28,8 @@ from mtasecure.tlsrpt import (
     parse_report,
 )
 from mtasecure.tlsrpt._submit import RetryPolicy
-from mtasecure.transport._report_http import ReportHttpClient
+from mtasecure.certs import TrustStore
+from mtasecure.transport.http import HttpsClient
 from mtasecure.transport.report_submit import submit_report
 from tests._tlsrpt_support import assert_same_totals, parsedmarc
 from tests.integration.servers import (
@@ -146,7 +147,7 @@ def _report():  # type: ignore[no-untyped-def]
 async def test_report_is_posted_through_nginx(endpoint: Endpoint) -> None:
     endpoint.receiver.bodies.clear()
     report = _report()
-    client = ReportHttpClient(verify=_context(endpoint))
+    client = HttpsClient(trust=_trust(endpoint.ca))
     try:
         (outcome,) = await submit_report(report, [endpoint.url], http=client)
     finally:
@@ -166,7 +167,7 @@ async def test_report_is_posted_through_nginx(endpoint: Endpoint) -> None:
 async def test_server_errors_are_retried_until_accepted(endpoint: Endpoint) -> None:
     endpoint.receiver.bodies.clear()
     endpoint.receiver.statuses[:] = [503, 500]
-    client = ReportHttpClient(verify=_context(endpoint))
+    client = HttpsClient(trust=_trust(endpoint.ca))
     retry = RetryPolicy(first_delay=0.05, max_delay=0.2, total=10, attempt_timeout=10)
     try:
         (outcome,) = await submit_report(
@@ -182,7 +183,7 @@ async def test_server_errors_are_retried_until_accepted(endpoint: Endpoint) -> N
 async def test_untrusted_certificate_is_a_failed_delivery_not_an_exception(
     endpoint: Endpoint,
 ) -> None:
-    client = ReportHttpClient(verify=_other_context())
+    client = HttpsClient(trust=_trust(trustme.CA()))
     retry = RetryPolicy(max_attempts=1)
     try:
         (outcome,) = await submit_report(_report(), [endpoint.url], http=client, retry=retry)
@@ -192,24 +193,12 @@ async def test_untrusted_certificate_is_a_failed_delivery_not_an_exception(
     assert "CERTIFICATE_VERIFY_FAILED" in outcome.detail or "certificate" in outcome.detail.lower()
 
 
-def _context(endpoint: Endpoint):  # type: ignore[no-untyped-def]
-    import ssl
-
-    context = ssl.create_default_context()
-    endpoint.ca.configure_trust(context)
-    return context
-
-
-def _other_context():  # type: ignore[no-untyped-def]
-    import ssl
-
-    context = ssl.create_default_context()
-    trustme.CA().configure_trust(context)
-    return context
+def _trust(ca: trustme.CA) -> TrustStore:
+    return TrustStore.from_pem(ca.cert_pem.bytes())
 
 
 async def test_client_caps_what_it_reads(endpoint: Endpoint) -> None:
-    client = ReportHttpClient(verify=_context(endpoint))
+    client = HttpsClient(trust=_trust(endpoint.ca))
     try:
         big = endpoint.url.replace("/tlsrpt", "/big")
         response = await client.get(big, max_bytes=100, timeout=10)
@@ -234,7 +223,7 @@ async def test_client_timeout_is_a_transport_timeout() -> None:
 
     server = await asyncio.start_server(silent, LOOPBACK, 0)
     port = server.sockets[0].getsockname()[1]
-    client = ReportHttpClient()
+    client = HttpsClient(trust=_trust(trustme.CA()))
     try:
         with pytest.raises(TransportTimeout):
             await client.post(
