@@ -19,6 +19,7 @@ from random import Random
 import pytest
 import trustme
 
+from mtasecure.certs import TrustStore
 from mtasecure.results import FailureReason
 from mtasecure.tlsrpt import (
     ReportOptions,
@@ -28,7 +29,6 @@ from mtasecure.tlsrpt import (
     parse_report,
 )
 from mtasecure.tlsrpt._submit import RetryPolicy
-from mtasecure.certs import TrustStore
 from mtasecure.transport.http import HttpsClient
 from mtasecure.transport.report_submit import submit_report
 from tests._tlsrpt_support import assert_same_totals, parsedmarc
