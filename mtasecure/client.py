@@ -25,8 +25,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,6 +113,7 @@ from mtasecure.transport import (
     SystemClock,
     resolver_from_settings,
 )
+from mtasecure.transport._closing import AsyncClosing
 from mtasecure.transport.report_memory import MemoryReportStore
 from mtasecure.transport.report_submit import (
     SentReport,
@@ -223,7 +223,7 @@ class StsLookup(BaseModel):
         return StsState.of(self.policy, failure=failure)
 
 
-class MtaSecure:
+class MtaSecure(AsyncClosing):
     """Secure mail transport decisions, over pluggable transports.
 
     Args:
@@ -295,17 +295,6 @@ class MtaSecure:
         self._inflight: dict[str, asyncio.Task[StsLookup]] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._init_reports()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the proactive refresh; close the transports this object built (not those it was given)."""

@@ -50,8 +50,7 @@ import socket
 import ssl
 import urllib.request
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import h11
 import httpcore
@@ -63,6 +62,7 @@ from mtasecure._http import HttpResponse
 from mtasecure.certs import TrustStore
 from mtasecure.errors import HttpError, TransportTimeout, UsageError
 from mtasecure.sts._fetch import DEFAULT_FETCH_TIMEOUT
+from mtasecure.transport._closing import AsyncClosing
 from mtasecure.transport._protocols import Resolver
 from mtasecure.transport.trust import load_system_trust_store
 
@@ -116,7 +116,7 @@ def _shared_context(trust: TrustStore) -> ssl.SSLContext:
     return ssl_context(trust)
 
 
-class HttpsClient:
+class HttpsClient(AsyncClosing):
     """An :class:`~mtasecure.transport.HttpClient`: asyncio + h11, httpx through a proxy (module docstring).
 
     Args:
@@ -173,17 +173,6 @@ class HttpsClient:
             )
         except (httpx.HTTPError, ValueError, TypeError) as exc:
             raise UsageError(f"cannot build the HTTPS client: {exc}") from exc
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the proxy's connection pool, if any; idempotent (direct connections are never kept)."""

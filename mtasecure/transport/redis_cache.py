@@ -39,6 +39,7 @@ from typing import Any
 from mtasecure.errors import StoreError, UsageError
 from mtasecure.sts._cache import CachedPolicy
 from mtasecure.transport._clock import SystemClock
+from mtasecure.transport._closing import AsyncClosing
 from mtasecure.transport._protocols import Clock
 from mtasecure.transport.sqlite_cache import read_row, write_row
 
@@ -65,7 +66,7 @@ SCAN_COUNT = 500
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\^-"})
 
 
-class RedisPolicyCache:
+class RedisPolicyCache(AsyncClosing):
     """A :class:`~mtasecure.transport.PolicyCache` on a Redis server.
 
     Args:
@@ -108,12 +109,6 @@ class RedisPolicyCache:
         self.grace = grace
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._closed = False
-
-    async def __aenter__(self) -> RedisPolicyCache:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def _key(self, domain: str) -> str:
         return self.prefix + domain

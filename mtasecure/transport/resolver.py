@@ -22,8 +22,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import dns.rcode
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -32,6 +31,7 @@ from mtasecure._resolution import MAX_CNAME_CHAIN, Question, Resolution
 from mtasecure._wire import FLAG_TC, Reply, parse_reply
 from mtasecure.dnssec import DnsAnswer
 from mtasecure.errors import DnsError, TransportTimeout, UsageError
+from mtasecure.transport._closing import AsyncClosing
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -352,7 +352,7 @@ async def _tcp_exchange(server: Nameserver, question: Question, timeout: float) 
     return reply
 
 
-class DnsResolver:
+class DnsResolver(AsyncClosing):
     """The default :class:`~mtasecure.transport.Resolver`: a DNSSEC-aware stub.
 
     Point it at a validating resolver (Unbound, BIND, Knot Resolver) and it
@@ -390,17 +390,6 @@ class DnsResolver:
         self.lifetime = lifetime
         self.max_chain = max_chain
         self._closed = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the resolver; later lookups raise :class:`~mtasecure.errors.DnsError`."""

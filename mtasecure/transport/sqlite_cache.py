@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 from mtasecure.errors import ParseError, StoreError
 from mtasecure.sts._cache import CachedPolicy
+from mtasecure.transport._closing import AsyncClosing
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -113,7 +114,7 @@ def write_row(entry: CachedPolicy) -> str:
     return text
 
 
-class SqlitePolicyCache:
+class SqlitePolicyCache(AsyncClosing):
     """A :class:`~mtasecure.transport.PolicyCache` in one SQLite file (WAL mode).
 
     Args:
@@ -165,12 +166,6 @@ class SqlitePolicyCache:
             raise StoreError(f"cannot open the policy cache {self.path}: {exc}") from exc
         self._db = db
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasecure-sqlite")
-
-    async def __aenter__(self) -> SqlitePolicyCache:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._closed:
