@@ -279,8 +279,8 @@ async def test_a_full_disk_raises_store_error_and_keeps_the_old_entry(tmp_path: 
     async with SqlitePolicyCache(tmp_path / "cache.sqlite3") as cache:
         await cache.put(make_entry(policy_id="old"))
         # Cap the file at its current size, as a full disk would (SQLITE_FULL).
-        pages = cache._db.execute("PRAGMA page_count").fetchone()[0]
-        cache._db.execute(f"PRAGMA max_page_count = {pages}")
+        pages = cache._file._db.execute("PRAGMA page_count").fetchone()[0]
+        cache._file._db.execute(f"PRAGMA max_page_count = {pages}")
         big_mx = "".join(f"mx: mx{i}.{'b' * 50}.example\n" for i in range(200))
         policy = parse_policy(f"version: STSv1\nmode: enforce\n{big_mx}max_age: 86400\n")
         big = make_entry(policy_id="new").model_copy(update={"policy": policy})

@@ -272,6 +272,63 @@ def test_sqlite_store_errors_are_store_errors(tmp_path: Path) -> None:
         SqliteReportStore(tmp_path / "missing-dir" / "r.db")
 
 
+def test_sqlite_store_refuses_a_file_from_a_newer_version(tmp_path: Path) -> None:
+    import sqlite3
+
+    from mtasecure.transport.report_sqlite import SCHEMA_VERSION
+
+    path = tmp_path / "r.db"
+    SqliteReportStore(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match=r"report store was written by a newer mtasecure"):
+        SqliteReportStore(path)
+
+
+def test_sqlite_store_upgrades_an_unversioned_file_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from mtasecure.transport.report_sqlite import SCHEMA_VERSION
+
+    path = tmp_path / "r.db"
+    store = SqliteReportStore(path)
+    assert store.add_now(_batch("kept"))
+    store.close()
+    with sqlite3.connect(path) as db:  # as written before the layout was versioned
+        db.execute("PRAGMA user_version = 0")
+    store = SqliteReportStore(path)
+    try:
+        assert not store.add_now(_batch("kept"))  # the old rows are still there
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_closed_sqlite_store_raises_store_error(tmp_path: Path) -> None:
+    async with SqliteReportStore(tmp_path / "r.db") as store:
+        assert await store.add(_batch("one"))
+    await store.aclose()  # idempotent
+    store.close()
+    with pytest.raises(StoreError, match="is closed"):
+        await store.add(_batch("two"))
+    with pytest.raises(StoreError, match="is closed"):
+        store.add_now(_batch("two"))
+    with pytest.raises(StoreError, match="is closed"):
+        await store.load(WINDOW)
+
+
+async def test_sqlite_store_in_memory_keeps_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with SqliteReportStore(":memory:") as store:
+        assert await store.add(_batch("one"))
+        assert (await store.load(WINDOW)).session_total == 4
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_sqlite_corrupted_row_is_a_store_error(tmp_path: Path) -> None:
     import sqlite3
 

@@ -15,26 +15,25 @@ fleet shares a Redis or PostgreSQL store instead.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-from mtasecure.errors import StoreError
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 from mtasecure.tlsrpt._rows import encode_detail, encode_policy, rows_to_results
+from mtasecure.transport._closing import AsyncClosing
+from mtasecure.transport._sqlite import SqliteFile
 
-__all__ = ["BATCH_ID_RETENTION", "BUSY_TIMEOUT", "SqliteReportStore"]
+__all__ = ["BATCH_ID_RETENTION", "BUSY_TIMEOUT", "SCHEMA_VERSION", "SqliteReportStore"]
 
 #: Seconds a writer waits for another process's lock before giving up.
 BUSY_TIMEOUT = 30.0
 #: Seconds batch ids are kept after their window starts (pruned with later windows).
 BATCH_ID_RETENTION = 8 * 24 * 3600
 
-_T = TypeVar("_T")
+#: ``PRAGMA user_version`` of the layout this module writes; a newer file is refused.
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tlsrpt_batches (
@@ -124,59 +123,51 @@ def batch_rows(
     return sessions, details
 
 
-class SqliteReportStore:
+class SqliteReportStore(AsyncClosing):
     """A :class:`~mtasecure.transport.ReportStore` in one SQLite file (WAL mode).
 
     Args:
         path: the database file (created with its tables if missing).
         synchronous: SQLite's ``synchronous`` setting; ``FULL`` (default)
             survives power loss, ``NORMAL`` only a crash of the process.
+
+    Raises:
+        StoreError: the file cannot be opened or created, is not an SQLite
+            database, or was written by a newer mtasecure
+            (``user_version`` above :data:`SCHEMA_VERSION`).
+
+    Use it as an async context manager, or call :meth:`aclose` (or
+    :meth:`close`, without an event loop).
     """
 
     def __init__(
         self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
     ) -> None:
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                str(path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the report store {path}: {exc}") from exc
+        self._file = SqliteFile(
+            path,
+            what="report store",
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            create=True,
+            synchronous=synchronous,
+            busy_timeout=BUSY_TIMEOUT,
+        )
 
     def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+        """Close the database; idempotent."""
+        self._file.close()
 
-    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        def locked() -> _T:
-            with self._lock:
-                try:
-                    return work(self._db)
-                except sqlite3.Error as exc:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-                    raise StoreError(f"report store: {exc}") from exc
-
-        return await asyncio.to_thread(locked)
+    async def aclose(self) -> None:
+        """Close the database after the work already queued; idempotent."""
+        await self._file.aclose()
 
     def add_now(self, batch: ResultBatch) -> bool:
         """:meth:`add`, in the calling thread (for code without an event loop)."""
-        with self._lock:
-            try:
-                return _add(self._db, batch)
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise StoreError(f"report store: {exc}") from exc
+        return self._file.call(lambda db: _add(db, batch))
 
     async def add(self, batch: ResultBatch) -> bool:
         """Add ``batch`` in one transaction; ``False`` if its id was already added."""
-        return await self._run(lambda db: _add(db, batch))
+        return await self._file.run(lambda db: _add(db, batch))
 
     async def load(self, window: ReportWindow) -> WindowResults:
         """Everything added for ``window``."""
@@ -195,11 +186,11 @@ class SqliteReportStore:
             ).fetchall()
             return rows_to_results(window, sessions, details)
 
-        return await self._run(work)
+        return await self._file.run(work)
 
     async def windows(self) -> tuple[ReportWindow, ...]:
         """Windows holding results, oldest first."""
-        rows = await self._run(
+        rows = await self._file.run(
             lambda db: db.execute(
                 "SELECT DISTINCT window_start, window_end FROM tlsrpt_sessions ORDER BY 1, 2"
             ).fetchall()
@@ -228,19 +219,19 @@ class SqliteReportStore:
             db.execute("COMMIT")
             return True
 
-        return await self._run(work)
+        return await self._file.run(work)
 
     async def mark_sent(self, window: ReportWindow, policy_domain: str, report_id: str) -> None:
         """Remember a delivered report."""
         row = (epoch(window.start), epoch(window.end), policy_domain, report_id)
-        await self._run(
+        await self._file.run(
             lambda db: db.execute("INSERT OR REPLACE INTO tlsrpt_sent VALUES (?, ?, ?, ?)", row)
         )
 
     async def sent(self, window: ReportWindow) -> frozenset[str]:
         """Domains whose report for ``window`` was delivered."""
         key = (epoch(window.start), epoch(window.end))
-        rows = await self._run(
+        rows = await self._file.run(
             lambda db: db.execute(
                 "SELECT policy_domain FROM tlsrpt_sent WHERE window_start = ? AND window_end = ?",
                 key,
@@ -264,7 +255,7 @@ class SqliteReportStore:
             )
             db.execute("COMMIT")
 
-        await self._run(work)
+        await self._file.run(work)
 
 
 def _add(db: sqlite3.Connection, batch: ResultBatch) -> bool:

@@ -34,18 +34,15 @@ machine may share the file (SQLite locks it, and a writer waits up to
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, TypeVar
-from urllib.parse import quote
+from typing import Literal
 
 from mtasecure.errors import ParseError, StoreError
 from mtasecure.sts._cache import CachedPolicy
 from mtasecure.transport._closing import AsyncClosing
+from mtasecure.transport._sqlite import SqliteFile
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -64,16 +61,11 @@ MAX_ENTRY_BYTES = 256 * 1024
 DEFAULT_PATH = "/var/lib/mtasecure/sts-policies.sqlite3"
 """Where ``mtasecure cache`` looks for the file when no ``--db`` is given."""
 
-_T = TypeVar("_T")
-
-_SCHEMA = f"""
-BEGIN IMMEDIATE;
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sts_policies (
     domain TEXT PRIMARY KEY NOT NULL,
     entry TEXT NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
 """
 
 
@@ -142,47 +134,16 @@ class SqlitePolicyCache(AsyncClosing):
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
-        self.path = Path(path)
-        self._closed = False
-        mode = "rwc" if create else "rw"
-        uri = f"file:{quote(str(self.path.absolute()))}?mode={mode}"
-        try:
-            db = sqlite3.connect(
-                uri,
-                uri=True,
-                timeout=busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the policy cache {self.path}: {exc}") from exc
-        try:
-            _prepare(db, synchronous)
-        except StoreError:
-            db.close()
-            raise
-        except sqlite3.Error as exc:
-            db.close()
-            raise StoreError(f"cannot open the policy cache {self.path}: {exc}") from exc
-        self._db = db
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mtasecure-sqlite")
-
-    def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._closed:
-            raise StoreError(f"the policy cache {self.path} is closed")
-        db = self._db
-        try:
-            return work(db)
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.rollback()
-            raise StoreError(f"policy cache {self.path}: {exc}") from exc
-
-    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        if self._closed:
-            raise StoreError(f"the policy cache {self.path} is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._call, work)
+        self._file = SqliteFile(
+            path,
+            what="policy cache",
+            schema=_SCHEMA,
+            version=SCHEMA_VERSION,
+            create=create,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+        )
+        self.path = self._file.path
 
     async def get(self, domain: str) -> CachedPolicy | None:
         """The entry for ``domain``, or ``None`` (also for an unreadable row).
@@ -190,7 +151,7 @@ class SqlitePolicyCache(AsyncClosing):
         Raises:
             StoreError: the file could not be read.
         """
-        row = await self._run(
+        row = await self._file.run(
             lambda db: db.execute(
                 "SELECT entry FROM sts_policies WHERE domain = ?", (domain,)
             ).fetchone()
@@ -204,7 +165,7 @@ class SqlitePolicyCache(AsyncClosing):
             StoreError: the write failed; the old entry is still there.
         """
         row = (entry.domain, write_row(entry))
-        await self._run(
+        await self._file.run(
             lambda db: db.execute("INSERT OR REPLACE INTO sts_policies VALUES (?, ?)", row)
         )
 
@@ -214,7 +175,7 @@ class SqlitePolicyCache(AsyncClosing):
         Raises:
             StoreError: the write failed.
         """
-        count = await self._run(
+        count = await self._file.run(
             lambda db: db.execute("DELETE FROM sts_policies WHERE domain = ?", (domain,)).rowcount
         )
         return count > 0
@@ -237,7 +198,7 @@ class SqlitePolicyCache(AsyncClosing):
         Raises:
             StoreError: the file could not be read.
         """
-        raw = await self._run(
+        raw = await self._file.run(
             lambda db: db.execute(
                 "SELECT domain, entry FROM sts_policies ORDER BY domain"
             ).fetchall()
@@ -268,26 +229,8 @@ class SqlitePolicyCache(AsyncClosing):
             db.execute("COMMIT")
             return count
 
-        return await self._run(work)
+        return await self._file.run(work)
 
     async def aclose(self) -> None:
         """Close the file and stop the store's thread; idempotent."""
-        if self._closed:
-            return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._db.close)
-        self._closed = True
-        self._thread.shutdown(wait=False)
-
-
-def _prepare(db: sqlite3.Connection, synchronous: str) -> None:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"the policy cache was written by a newer mtasecure (schema {version}; "
-            f"this one reads schema {SCHEMA_VERSION}); upgrade, or point at another file"
-        )
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={synchronous}")
-    if version < SCHEMA_VERSION:
-        db.executescript(_SCHEMA)
+        await self._file.aclose()
