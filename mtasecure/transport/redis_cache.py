@@ -36,11 +36,12 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from mtasecure.errors import StoreError, UsageError
+from mtasecure.errors import StoreError
 from mtasecure.sts._cache import CachedPolicy
 from mtasecure.transport._clock import SystemClock
 from mtasecure.transport._closing import AsyncClosing
 from mtasecure.transport._protocols import Clock
+from mtasecure.transport._redis import connect_redis, redis_errors
 from mtasecure.transport.sqlite_cache import read_row, write_row
 
 __all__ = [
@@ -63,6 +64,7 @@ DEFAULT_TIMEOUT = 2.0
 SCAN_COUNT = 500
 """Keys asked for per ``SCAN`` step and per ``MGET`` in :meth:`RedisPolicyCache.entries`."""
 
+_WHAT = "Redis policy cache"
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\^-"})
 
 
@@ -91,20 +93,7 @@ class RedisPolicyCache(AsyncClosing):
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
-        try:
-            import redis.asyncio as aioredis  # noqa: PLC0415 - the extra is optional
-            from redis.exceptions import RedisError  # noqa: PLC0415
-        except ImportError as exc:
-            raise UsageError(
-                "the Redis policy cache needs the 'redis' extra: pip install 'mtasecure[redis]'"
-            ) from exc
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
-        try:
-            self._redis: Any = aioredis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
-        except ValueError as exc:
-            raise UsageError(f"not a Redis URL: {url!r}: {exc}") from exc
+        self._redis: Any = connect_redis(url, what=_WHAT, timeout=timeout)
         self.prefix = prefix
         self.grace = grace
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -117,19 +106,14 @@ class RedisPolicyCache(AsyncClosing):
         remaining = entry.expires_at + self.grace - self.clock.now()
         return math.ceil(max(remaining, MIN_KEY_TTL).total_seconds() * 1000)
 
-    def _failed(self, action: str, exc: BaseException) -> StoreError:
-        return StoreError(f"Redis policy cache: {action} failed: {exc}")
-
     async def get(self, domain: str) -> CachedPolicy | None:
         """The entry for ``domain``, or ``None`` (also for an unreadable value).
 
         Raises:
             StoreError: Redis could not be reached or answered with an error.
         """
-        try:
+        with redis_errors(_WHAT, f"get {domain}"):
             value = await self._redis.get(self._key(domain))
-        except self._errors as exc:
-            raise self._failed(f"get {domain}", exc) from exc
         return None if value is None else read_row(domain, value)
 
     async def put(self, entry: CachedPolicy) -> None:
@@ -139,10 +123,8 @@ class RedisPolicyCache(AsyncClosing):
             StoreError: the write failed; the old entry is still there.
         """
         value = write_row(entry)
-        try:
+        with redis_errors(_WHAT, f"put {entry.domain}"):
             await self._redis.set(self._key(entry.domain), value, px=self._ttl_ms(entry))
-        except self._errors as exc:
-            raise self._failed(f"put {entry.domain}", exc) from exc
 
     async def delete(self, domain: str) -> bool:
         """Remove the entry for ``domain``; whether there was one.
@@ -150,10 +132,8 @@ class RedisPolicyCache(AsyncClosing):
         Raises:
             StoreError: the write failed.
         """
-        try:
+        with redis_errors(_WHAT, f"delete {domain}"):
             return bool(await self._redis.delete(self._key(domain)))
-        except self._errors as exc:
-            raise self._failed(f"delete {domain}", exc) from exc
 
     async def entries(self) -> tuple[CachedPolicy, ...]:
         """Every readable entry under the prefix, found with ``SCAN``.
@@ -164,7 +144,7 @@ class RedisPolicyCache(AsyncClosing):
         match = self.prefix.translate(_GLOB_SPECIAL) + "*"
         start = len(self.prefix)
         found: dict[str, CachedPolicy] = {}
-        try:
+        with redis_errors(_WHAT, "entries"):
             cursor = 0
             while True:
                 cursor, keys = await self._redis.scan(cursor, match=match, count=SCAN_COUNT)
@@ -178,8 +158,6 @@ class RedisPolicyCache(AsyncClosing):
                             found[key] = entry
                 if cursor == 0:
                     break
-        except self._errors as exc:
-            raise self._failed("entries", exc) from exc
         return tuple(found.values())
 
     async def aclose(self) -> None:
@@ -187,5 +165,6 @@ class RedisPolicyCache(AsyncClosing):
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(*self._errors):  # a dead connection closes anyway
+        # A dead connection closes anyway.
+        with contextlib.suppress(StoreError), redis_errors(_WHAT, "close"):
             await self._redis.aclose()

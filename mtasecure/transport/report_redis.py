@@ -16,24 +16,25 @@ member, with the lease as expiry), ``…:sent`` (hash of sent domains); plus
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
 from mtasecure.errors import StoreError, UsageError
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 from mtasecure.tlsrpt._rows import encode_detail, encode_policy, rows_to_results
+from mtasecure.transport._closing import AsyncClosing
+from mtasecure.transport._redis import connect_redis, redis_errors
 from mtasecure.transport.report_sqlite import epoch, from_epoch
 
-try:
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
-except ImportError as exc:  # pragma: no cover - the extra is installed in tests
-    raise UsageError("the Redis report store needs the 'redis' extra") from exc
-
-__all__ = ["BATCH_TTL", "RedisReportStore"]
+__all__ = ["BATCH_TTL", "DEFAULT_TIMEOUT", "RedisReportStore"]
 
 #: Seconds a batch id is remembered: far longer than any retry of an add.
 BATCH_TTL = 8 * 24 * 3600
+#: Seconds to connect to Redis, and to wait for each reply.
+DEFAULT_TIMEOUT = 2.0
+
+_WHAT = "Redis report store"
 
 _SEP = "\x1f"
 
@@ -62,23 +63,36 @@ return 1
 """
 
 
-class RedisReportStore:
+class RedisReportStore(AsyncClosing):
     """A :class:`~mtasecure.transport.ReportStore` on a Redis server.
 
     Args:
         url: a ``redis://`` URL.
         prefix: the key prefix (to share a server between uses).
+        timeout: seconds to connect, and to wait for each reply.
+
+    Raises:
+        UsageError: the ``redis`` extra is not installed, or ``url`` is not a
+            Redis URL.
     """
 
-    def __init__(self, url: str, *, prefix: str = "tlsrpt:") -> None:
-        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True)
+    def __init__(
+        self, url: str, *, prefix: str = "tlsrpt:", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self._redis: Any = connect_redis(url, what=_WHAT, timeout=timeout, decode_responses=True)
         self._prefix = prefix
         self._add = self._redis.register_script(_ADD)
         self._claim = self._redis.register_script(_CLAIM)
+        self._closed = False
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._redis.aclose()
+        """Close the connection pool; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        # A dead connection closes anyway.
+        with contextlib.suppress(StoreError), redis_errors(_WHAT, "close"):
+            await self._redis.aclose()
 
     def _key(self, window: ReportWindow, part: str) -> str:
         return f"{self._prefix}w:{epoch(window.start)}:{epoch(window.end)}:{part}"
@@ -106,74 +120,66 @@ class RedisReportStore:
             self._key(w, "details"),
             f"{self._prefix}windows",
         ]
-        try:
+        with redis_errors(_WHAT, "add"):
             return bool(await self._add(keys=keys, args=args))
-        except RedisError as exc:
-            raise StoreError(f"Redis report store: {exc}") from exc
 
     async def load(self, window: ReportWindow) -> WindowResults:
         """Everything added for ``window``."""
-        try:
+        with redis_errors(_WHAT, "load"):
             ok = await self._redis.hgetall(self._key(window, "ok"))
             fail = await self._redis.hgetall(self._key(window, "fail"))
             details = await self._redis.hgetall(self._key(window, "details"))
-        except RedisError as exc:
-            raise StoreError(f"Redis report store: {exc}") from exc
         sessions = []
-        for field in sorted(set(ok) | set(fail)):
-            domain, _, policy = field.partition(_SEP)
-            sessions.append((domain, policy, int(ok.get(field, 0)), int(fail.get(field, 0))))
         rows = []
-        for field, count in details.items():
-            domain, policy, detail = field.split(_SEP, 2)
-            rows.append((domain, policy, detail, int(count)))
+        try:
+            for field in sorted(set(ok) | set(fail)):
+                domain, _, policy = field.partition(_SEP)
+                sessions.append((domain, policy, int(ok.get(field, 0)), int(fail.get(field, 0))))
+            for field, count in details.items():
+                domain, policy, detail = field.split(_SEP, 2)
+                rows.append((domain, policy, detail, int(count)))
+        except ValueError as exc:
+            raise StoreError(f"{_WHAT}: a stored count of {window} is unreadable: {exc}") from exc
         return rows_to_results(window, sessions, rows)
 
     async def windows(self) -> tuple[ReportWindow, ...]:
         """Windows holding results, oldest first."""
-        try:
+        with redis_errors(_WHAT, "windows"):
             members = await self._redis.zrange(f"{self._prefix}windows", 0, -1)
-        except RedisError as exc:
-            raise StoreError(f"Redis report store: {exc}") from exc
         found = []
         for member in members:
             start, _, end = member.partition(":")
-            found.append(ReportWindow(start=from_epoch(int(start)), end=from_epoch(int(end))))
+            try:
+                found.append(ReportWindow(start=from_epoch(int(start)), end=from_epoch(int(end))))
+            except (ValueError, OverflowError, UsageError) as exc:
+                raise StoreError(f"{_WHAT}: stored window {member!r} is unreadable") from exc
         return tuple(found)
 
     async def claim(self, window: ReportWindow, owner: str, *, now: datetime, lease: float) -> bool:
         """Hold ``window`` for ``owner`` for ``lease`` seconds (the server's clock runs the lease)."""
-        try:
+        with redis_errors(_WHAT, "claim"):
             return bool(
                 await self._claim(
                     keys=[self._key(window, "claim")], args=[owner, max(1, int(lease * 1000))]
                 )
             )
-        except RedisError as exc:
-            raise StoreError(f"Redis report store: {exc}") from exc
 
     async def mark_sent(self, window: ReportWindow, policy_domain: str, report_id: str) -> None:
         """Remember a delivered report."""
-        try:
+        with redis_errors(_WHAT, "mark_sent"):
             await self._redis.hset(self._key(window, "sent"), policy_domain, report_id)
-        except RedisError as exc:
-            raise StoreError(f"Redis report store: {exc}") from exc
 
     async def sent(self, window: ReportWindow) -> frozenset[str]:
         """Domains whose report for ``window`` was delivered."""
-        try:
+        with redis_errors(_WHAT, "sent"):
             return frozenset(await self._redis.hkeys(self._key(window, "sent")))
-        except RedisError as exc:
-            raise StoreError(f"Redis report store: {exc}") from exc
 
     async def prune(self, window: ReportWindow) -> None:
         """Forget ``window``."""
-        try:
+        with redis_errors(_WHAT, "prune"):
             await self._redis.delete(
                 *(self._key(window, p) for p in ("ok", "fail", "details", "claim", "sent"))
             )
             await self._redis.zrem(
                 f"{self._prefix}windows", f"{epoch(window.start)}:{epoch(window.end)}"
             )
-        except RedisError as exc:
-            raise StoreError(f"Redis report store: {exc}") from exc

@@ -239,3 +239,29 @@ async def test_a_fleet_sends_one_report_per_domain_and_day(
     # Both MTAs' sessions are in the one report per domain.
     assert [parse_report(b).total_successful for b in http.bodies] == [2] * len(domains)
     assert await store_a.windows() == ()
+
+
+async def test_redis_unreadable_values_are_store_errors(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from mtasecure.errors import StoreError
+    from mtasecure.transport.report_sqlite import epoch
+
+    prefix = f"t{os.urandom(4).hex()}:"
+    raw = aioredis.Redis.from_url(redis_url)
+    key = f"{prefix}w:{epoch(DAY1.start)}:{epoch(DAY1.end)}"
+    async with RedisReportStore(redis_url, prefix=prefix) as store:
+        assert await store.add(_batch("one"))
+        # A hand-edited count, then a field without its separators: never a ValueError.
+        field = next(iter(await raw.hkeys(f"{key}:ok")))
+        await raw.hset(f"{key}:ok", field, "many")
+        with pytest.raises(StoreError, match="unreadable"):
+            await store.load(DAY1)
+        await raw.delete(f"{key}:ok")
+        await raw.hset(f"{key}:details", "no-separators", "1")
+        with pytest.raises(StoreError, match="unreadable"):
+            await store.load(DAY1)
+        await raw.zadd(f"{prefix}windows", {"soon:later": 0})
+        with pytest.raises(StoreError, match="unreadable"):
+            await store.windows()
+    await raw.aclose()
