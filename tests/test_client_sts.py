@@ -257,39 +257,65 @@ async def test_size_cap_setting_is_passed_and_checked(clock: FrozenClock) -> Non
     assert "larger than 64" in lookup.result.detail
 
 
-class FailingStore(MemoryPolicyCache):
+class BackStore:
+    """A working persistent store: a PolicyCache that is not a MemoryPolicyCache.
+
+    (The client uses a given MemoryPolicyCache, or a subclass, as its own
+    front cache and never calls its async methods; these stores must be
+    reached through the async protocol to test the client's error paths.)
+    """
+
+    def __init__(self) -> None:
+        self.memory = MemoryPolicyCache()
+        self.calls: list[str] = []
+
+    async def get(self, domain: str) -> CachedPolicy | None:
+        self.calls.append(f"get {domain}")
+        return self.memory.peek(domain)
+
+    async def put(self, entry: CachedPolicy) -> None:
+        self.calls.append(f"put {entry.domain}")
+        self.memory.store(entry)
+
+    async def delete(self, domain: str) -> bool:
+        self.calls.append(f"delete {domain}")
+        return self.memory.discard(domain)
+
+    async def entries(self) -> tuple[CachedPolicy, ...]:
+        return await self.memory.entries()
+
+    async def aclose(self) -> None:
+        self.calls.append("aclose")
+
+
+class FailingStore(BackStore):
     """A persistent store that is down."""
 
     async def get(self, domain: str) -> CachedPolicy | None:
+        self.calls.append(f"get {domain}")
         raise StoreError("down")
 
     async def put(self, entry: CachedPolicy) -> None:
+        self.calls.append(f"put {entry.domain}")
         raise StoreError("down")
 
     async def delete(self, domain: str) -> bool:
+        self.calls.append(f"delete {domain}")
         raise StoreError("down")
-
-
-class BackStore(FailingStore):
-    """A persistent store that works (a MemoryPolicyCache not recognised as the front)."""
-
-    async def get(self, domain: str) -> CachedPolicy | None:
-        return self.peek(domain)
-
-    async def put(self, entry: CachedPolicy) -> None:
-        self.store(entry)
-
-    async def delete(self, domain: str) -> bool:
-        return self.discard(domain)
 
 
 async def test_a_failing_store_does_not_stop_discovery(
-    http: FakeHttpClient, clock: FrozenClock
+    http: FakeHttpClient, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with MtaSecure(resolver=world(), http=http, clock=clock, cache=FailingStore()) as client:
-        assert await client.sts_policy("example.com") is not None
-        assert await client.sts_policy("example.com") is not None
+    store = FailingStore()
+    async with MtaSecure(resolver=world(), http=http, clock=clock, cache=store) as client:
+        with caplog.at_level("WARNING", logger="mtasecure.sts"):
+            assert await client.sts_policy("example.com") is not None
+            assert await client.sts_policy("example.com") is not None
     assert http.requests == [URL]
+    assert store.calls == ["get example.com", "put example.com"]  # the failures were reached
+    assert "policy cache read for example.com failed: down" in caplog.text
+    assert "policy cache write for example.com failed: down" in caplog.text
 
 
 async def test_a_persistent_store_is_read_after_a_restart(
@@ -452,3 +478,90 @@ def test_default_settings_follow_the_rfc() -> None:
     assert settings.max_policy_bytes == 65536  # RFC 8461 §3.3: 64 KiB
     assert settings.refresh_interval == timedelta(days=1)  # §3.3: "once per day"
     assert settings.policy_port == 443
+
+
+class RecordingStore(BackStore):
+    """A working persistent store whose reads can be made to fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads_fail = False
+
+    async def get(self, domain: str) -> CachedPolicy | None:
+        if self.reads_fail:
+            self.calls.append(f"get {domain}")
+            raise StoreError("down")
+        return await super().get(domain)
+
+    @property
+    def deleted(self) -> list[str]:
+        return [c for c in self.calls if c.startswith("delete")]
+
+
+async def test_a_failed_fetch_after_a_restart_keeps_the_stored_policy(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    store = RecordingStore()
+    resolver = world()
+    async with MtaSecure(resolver=resolver, http=http, clock=clock, cache=store) as client:
+        await client.sts_policy("example.com")
+    before = await store.get("example.com")
+    assert before is not None
+    # The next process sees a new id and cannot fetch: the stored enforce
+    # policy is used and stays in the store, untouched (RFC 8461 §5.1).
+    set_record(resolver, "v=STSv1; id=2;")
+    http.fail(URL, TransportTimeout("timed out"))
+    clock.advance(3600)
+    async with MtaSecure(resolver=resolver, http=http, clock=clock, cache=store) as client:
+        lookup = await client.sts_lookup("example.com")
+        assert lookup.policy is not None
+        assert lookup.policy.mode is PolicyMode.ENFORCE
+        assert lookup.result.reason is FailureReason.STS_POLICY_FETCH_ERROR
+    assert store.deleted == []
+    assert await store.get("example.com") == before
+
+
+async def test_a_failed_store_read_and_fetch_never_delete_the_stored_policy(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    store = RecordingStore()
+    resolver = world()
+    async with MtaSecure(resolver=resolver, http=http, clock=clock, cache=store) as client:
+        await client.sts_policy("example.com")
+    before = await store.get("example.com")
+    store.reads_fail = True
+    http.fail(URL, TransportTimeout("timed out"))
+    store.calls.clear()
+    async with MtaSecure(resolver=resolver, http=http, clock=clock, cache=store) as client:
+        await client.sts_lookup("example.com")
+    assert store.calls == ["get example.com"]  # the failing read was reached, nothing else
+    store.reads_fail = False
+    assert store.deleted == []
+    assert await store.get("example.com") == before
+
+
+async def test_a_failed_store_write_keeps_the_new_policy_in_use(
+    http: FakeHttpClient, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RecordingStore()
+    resolver = world()
+    async with MtaSecure(resolver=resolver, http=http, clock=clock, cache=store) as client:
+        await client.sts_policy("example.com")
+        old = await store.get("example.com")
+
+        async def put_fails(entry: CachedPolicy) -> None:
+            raise StoreError("disk full")
+
+        store.put = put_fails  # type: ignore[method-assign]
+        set_record(resolver, "v=STSv1; id=2;")
+        http.add(URL, TESTING)
+        clock.advance(3600)
+        with caplog.at_level("WARNING", logger="mtasecure.sts"):
+            lookup = await client.sts_lookup("example.com")
+        assert lookup.policy is not None
+        assert lookup.policy.mode is PolicyMode.TESTING  # the new policy is used
+        assert lookup.entry is not None
+        assert lookup.entry.policy_id == "2"
+    assert "policy cache write for example.com failed: disk full" in caplog.text
+    assert await store.get("example.com") == old  # the store kept its last good entry
+    assert store.deleted == []
