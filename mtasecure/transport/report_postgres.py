@@ -20,6 +20,7 @@ from typing import Any
 from mtasecure.errors import StoreError, UsageError
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 from mtasecure.tlsrpt._rows import rows_to_results
+from mtasecure.transport._closing import AsyncClosing
 from mtasecure.transport.report_sqlite import (
     BATCH_ID_RETENTION,
     UPSERT_DETAIL,
@@ -34,7 +35,11 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra is installed in tests
     raise UsageError("the PostgreSQL report store needs the 'postgres' extra") from exc
 
-__all__ = ["PostgresReportStore"]
+__all__ = ["CONNECT_TIMEOUT", "PostgresReportStore"]
+
+#: Seconds to wait for the server to accept a connection (libpq counts whole
+#: seconds, at least 2); without it libpq waits for ever.
+CONNECT_TIMEOUT = 10
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS tlsrpt_batches (
@@ -60,10 +65,11 @@ _SCHEMA = [
 ]
 
 
-class PostgresReportStore:
+class PostgresReportStore(AsyncClosing):
     """A :class:`~mtasecure.transport.ReportStore` on PostgreSQL.
 
-    Create it with :meth:`connect`.
+    Create it with :meth:`connect`; use it as an async context manager, or
+    call :meth:`aclose`.
     """
 
     def __init__(self, connection: Any) -> None:
@@ -71,14 +77,22 @@ class PostgresReportStore:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, conninfo: str) -> PostgresReportStore:
+    async def connect(cls, conninfo: str, *, timeout: int = CONNECT_TIMEOUT) -> PostgresReportStore:
         """Connect (a libpq connection string or URL) and create the tables if needed.
 
+        Args:
+            conninfo: the libpq connection string or URL.
+            timeout: whole seconds to wait for the connection (libpq's
+                ``connect_timeout``; at least 2).
+
         Raises:
-            StoreError: the server cannot be reached or refused.
+            UsageError: ``timeout`` is below 2 seconds.
+            StoreError: the server cannot be reached in time, or refused.
         """
+        if timeout < 2:
+            raise UsageError(f"timeout must be at least 2 whole seconds (libpq), not {timeout}")
         try:
-            db = await psycopg.AsyncConnection.connect(conninfo)
+            db = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=timeout)
             async with db.transaction():
                 # Serialise concurrent first-time schema creation across the fleet.
                 await db.execute("SELECT pg_advisory_xact_lock(846008460)")
@@ -89,7 +103,7 @@ class PostgresReportStore:
         return cls(db)
 
     async def aclose(self) -> None:
-        """Close the connection."""
+        """Close the connection; idempotent."""
         await self._db.close()
 
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
