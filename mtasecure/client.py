@@ -278,7 +278,6 @@ class MtaSecure(AsyncClosing):
         self.resolver: Resolver = resolver
         self._http = http
         self.smtp: SmtpConnector = smtp if smtp is not None else AsyncioSmtpConnector()
-        self._trust: TrustStore | None = None
         self.cache = cache
         self.store: ReportStore = store if store is not None else MemoryReportStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -527,7 +526,7 @@ class MtaSecure(AsyncClosing):
             *(self.smtp.probe(sni, address, port=port) for address in addresses)
         )
         now = self.clock.now()
-        anchors = trust if trust is not None else self._system_trust()
+        anchors = trust if trust is not None else load_system_trust_store()  # read once, cached
         checks = tuple(
             judge_check(
                 check_session(p, policy, host=host, now=now, trust=anchors), requirement, host=host
@@ -560,11 +559,6 @@ class MtaSecure(AsyncClosing):
                 return policy
         assert policy is not None  # candidates always holds the host itself
         return policy
-
-    def _system_trust(self) -> TrustStore:
-        if self._trust is None:
-            self._trust = load_system_trust_store()
-        return self._trust
 
     # --- TLS-RPT (RFC 8460): recording sessions, building and sending reports ----
     #
