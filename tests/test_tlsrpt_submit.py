@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasecure._http import HttpResponse
-from mtasecure.errors import HttpError, SmtpError, StoreError, TransportTimeout
+from mtasecure.errors import HttpError, SmtpError, StoreError, TransportTimeout, UsageError
 from mtasecure.results import FailureReason
 from mtasecure.tlsrpt import (
     BuiltReport,
@@ -608,3 +608,14 @@ async def test_a_failed_rua_lookup_leaves_the_domain_for_the_next_pass() -> None
     ]
     assert await store.sent(DAY1) == {"a.example"}
     assert await store.windows() == (DAY1,)  # not pruned: broken.example is still owed
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan")])
+def test_smtp_submitter_timeout_must_be_positive(timeout: float) -> None:
+    from mtasecure.transport.report_submit import DEFAULT_SMTP_TIMEOUT, SmtpSubmitter
+
+    assert DEFAULT_SMTP_TIMEOUT == 60.0
+    with pytest.raises(UsageError, match="timeout must be a positive number"):
+        SmtpSubmitter("127.0.0.1", 587, timeout=timeout)
+    with pytest.raises(UsageError, match="starttls is True, False or 'auto'"):
+        SmtpSubmitter("127.0.0.1", 587, starttls="yes")

@@ -118,8 +118,12 @@ class SmtpSubmitter:
             name checked).
         username: AUTH user, with ``password``.
         password: AUTH password.
-        timeout: seconds for the whole submission.
+        timeout: seconds for the whole submission (:data:`DEFAULT_SMTP_TIMEOUT`).
         local_hostname: the EHLO name.
+
+    Raises:
+        UsageError: ``starttls`` is not one of its three values, or
+            ``timeout`` is not positive.
     """
 
     def __init__(
@@ -136,6 +140,8 @@ class SmtpSubmitter:
     ) -> None:
         if starttls not in (True, False, "auto"):
             raise UsageError("starttls is True, False or 'auto'")
+        if not timeout > 0:
+            raise UsageError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self._host, self._port = host, port
         self._starttls = starttls
         self._context = tls_context
