@@ -40,8 +40,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from mtasecure.errors import NameSyntaxError, ParseError, StoreError
-from mtasecure.sts import CachedPolicy, StsPolicy, parse_policy, render_policy
+from mtasecure.errors import NameSyntaxError, ParseError, StoreError, UsageError
+from mtasecure.sts import CachedPolicy, StsPolicy, parse_policy, render_policy, render_record
 from mtasecure.sts._match import cached_host
 from mtasecure.transport.sqlite_cache import DEFAULT_PATH, SqlitePolicyCache
 
@@ -284,10 +284,11 @@ def _read_edit(args: argparse.Namespace) -> _Edit:
             with open(args.policy, "rb") as file:
                 body = file.read()
         policy = parse_policy(body)
-    if args.policy_id is not None and not (
-        args.policy_id.isascii() and args.policy_id.isalnum() and len(args.policy_id) <= 32
-    ):
-        raise ValueError(f"id {args.policy_id!r} is not 1-32 letters and digits (RFC 8461 §3.1)")
+    if args.policy_id is not None:
+        try:  # the core's id rule, through the record renderer
+            render_record(args.policy_id)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from exc
     if args.expires_in is not None and not 0 <= args.expires_in <= MAX_EDIT_SECONDS:
         raise ValueError(f"--expires-in must lie in 0..{MAX_EDIT_SECONDS} seconds")
     if policy is None and args.policy_id is None and args.expires_in is None:

@@ -307,8 +307,10 @@ def test_edit_adds_an_entry_only_with_a_policy(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--id", "bad id!"], "is not 1-32 letters and digits"),
-        (["--id", "a" * 33], "is not 1-32 letters and digits"),
+        (["--id", "bad id!"], "is not 1 to 32 letters and digits"),
+        (["--id", "a" * 33], "is not 1 to 32 letters and digits"),
+        (["--id", "é" * 3], "is not 1 to 32 letters and digits"),
+        (["--id", ""], "is not 1 to 32 letters and digits"),
         (["--expires-in", "-1"], "must lie in 0..31557600"),
         (["--expires-in", "31557601"], "must lie in 0..31557600"),
         ([], "nothing to change"),
