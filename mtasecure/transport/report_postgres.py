@@ -14,6 +14,8 @@ first use.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +67,15 @@ _SCHEMA = [
 ]
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn psycopg's exceptions inside the block into ``StoreError``."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL report store: {exc}") from exc
+
+
 class PostgresReportStore(AsyncClosing):
     """A :class:`~mtasecure.transport.ReportStore` on PostgreSQL.
 
@@ -91,15 +102,13 @@ class PostgresReportStore(AsyncClosing):
         """
         if timeout < 2:
             raise UsageError(f"timeout must be at least 2 whole seconds (libpq), not {timeout}")
-        try:
+        with _translated():
             db = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=timeout)
             async with db.transaction():
                 # Serialise concurrent first-time schema creation across the fleet.
                 await db.execute("SELECT pg_advisory_xact_lock(846008460)")
                 for statement in _SCHEMA:
                     await db.execute(statement)
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL report store: {exc}") from exc
         return cls(db)
 
     async def aclose(self) -> None:
@@ -108,18 +117,16 @@ class PostgresReportStore(AsyncClosing):
 
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         async with self._lock:
-            try:
+            with _translated():
                 async with self._db.transaction():
                     cursor = await self._db.execute(sql, params)
                     return list(await cursor.fetchall())
-            except psycopg.Error as exc:
-                raise StoreError(f"PostgreSQL report store: {exc}") from exc
 
     async def add(self, batch: ResultBatch) -> bool:
         """Add ``batch`` in one transaction; ``False`` if its id was already added."""
         sessions, details = batch_rows(batch)
         async with self._lock:
-            try:
+            with _translated():
                 async with self._db.transaction(), self._db.cursor() as cursor:
                     await cursor.execute(
                         "INSERT INTO tlsrpt_batches VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -132,8 +139,6 @@ class PostgresReportStore(AsyncClosing):
                     if details:
                         await cursor.executemany(UPSERT_DETAIL.format(p="%s"), details)
                     return True
-            except psycopg.Error as exc:
-                raise StoreError(f"PostgreSQL report store: {exc}") from exc
 
     async def load(self, window: ReportWindow) -> WindowResults:
         """Everything added for ``window``."""
@@ -195,7 +200,7 @@ class PostgresReportStore(AsyncClosing):
         """Forget ``window``: results, claim and sent marks (batch ids are kept a while longer)."""
         key = (epoch(window.start), epoch(window.end))
         async with self._lock:
-            try:
+            with _translated():
                 async with self._db.transaction():
                     for table in (
                         "tlsrpt_sessions",
@@ -211,5 +216,3 @@ class PostgresReportStore(AsyncClosing):
                         "DELETE FROM tlsrpt_batches WHERE window_start < %s",
                         (key[0] - BATCH_ID_RETENTION,),
                     )
-            except psycopg.Error as exc:
-                raise StoreError(f"PostgreSQL report store: {exc}") from exc

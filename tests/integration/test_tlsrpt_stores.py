@@ -265,3 +265,18 @@ async def test_redis_unreadable_values_are_store_errors(redis_url: str) -> None:
         with pytest.raises(StoreError, match="unreadable"):
             await store.windows()
     await raw.aclose()
+
+
+async def test_postgres_errors_after_connect_are_store_errors(postgres_conninfo: str) -> None:
+    from mtasecure.errors import StoreError
+
+    async with await PostgresReportStore.connect(postgres_conninfo) as store:
+        await store.windows()  # works while open (raises otherwise)
+    await store.aclose()  # idempotent
+    # Every operation on a closed connection: psycopg's error, translated.
+    with pytest.raises(StoreError, match="PostgreSQL report store"):
+        await store.add(_batch("after-close"))
+    with pytest.raises(StoreError, match="PostgreSQL report store"):
+        await store.load(DAY1)
+    with pytest.raises(StoreError, match="PostgreSQL report store"):
+        await store.prune(DAY1)
