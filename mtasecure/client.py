@@ -234,8 +234,11 @@ class MtaSecure(AsyncClosing):
         smtp: an :class:`~mtasecure.transport.SmtpConnector`; ``None`` builds
             an :class:`~mtasecure.transport.smtp.AsyncioSmtpConnector`.
         cache: a :class:`~mtasecure.transport.PolicyCache`; ``None`` keeps
-            policies in memory only. A persistent cache gets an in-memory
-            front (reads go to it only on a miss; writes go to both).
+            policies in memory only. A given
+            :class:`~mtasecure.transport.memcache.MemoryPolicyCache` is used
+            as it is; any other cache (a subclass included) gets an
+            in-memory front (reads go to it only on a miss; writes go to
+            both).
         store: a :class:`~mtasecure.transport.ReportStore` for TLS-RPT session
             results; ``None`` keeps them in memory
             (:class:`~mtasecure.transport.report_memory.MemoryReportStore`),
@@ -283,7 +286,10 @@ class MtaSecure(AsyncClosing):
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.sts_settings = sts if sts is not None else StsSettings()
         self._exclusions = StsExclusions(self.sts_settings.exclude)
-        if isinstance(cache, MemoryPolicyCache):
+        # Only the plain in-memory cache is used as the front itself: a
+        # subclass may override the async methods (to persist, say), and the
+        # front is only ever reached through peek/store.
+        if type(cache) is MemoryPolicyCache:
             self._front, self._back = cache, None
         else:
             self._front, self._back = MemoryPolicyCache(), cache

@@ -565,3 +565,21 @@ async def test_a_failed_store_write_keeps_the_new_policy_in_use(
     assert "policy cache write for example.com failed: disk full" in caplog.text
     assert await store.get("example.com") == old  # the store kept its last good entry
     assert store.deleted == []
+
+
+async def test_a_memory_cache_subclass_is_reached_through_its_async_methods(
+    http: FakeHttpClient, clock: FrozenClock
+) -> None:
+    class Persisting(MemoryPolicyCache):
+        def __init__(self) -> None:
+            super().__init__()
+            self.saved: list[str] = []
+
+        async def put(self, entry: CachedPolicy) -> None:
+            self.saved.append(entry.domain)
+            await super().put(entry)
+
+    cache = Persisting()
+    async with MtaSecure(resolver=world(), http=http, clock=clock, cache=cache) as client:
+        assert await client.sts_policy("example.com") is not None
+    assert cache.saved == ["example.com"]  # the override ran: it was not bypassed
