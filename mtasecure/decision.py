@@ -54,6 +54,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mtasecure import _smtpwire
 from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
 from mtasecure.dane import DanePolicy, DaneState, render_tlsa
 from mtasecure.dnssec import Security
@@ -61,7 +62,6 @@ from mtasecure.errors import ParseError, UsageError
 from mtasecure.requiretls import (
     MessageFlags,
     RequireTlsFailure,
-    check_ehlo_requiretls,
     check_requiretls_hop,
     choose_bounce_failure,
 )
@@ -555,7 +555,8 @@ class SessionObservation(BaseModel):
             dane: the :func:`mtasecure.dane.check_dane` result.
 
         REQUIRETLS counts only in the EHLO reply inside TLS and only without
-        parameters (:func:`~mtasecure.requiretls.check_ehlo_requiretls`).
+        parameters: the rule :func:`~mtasecure.requiretls.check_ehlo_requiretls`
+        and the probe's ``requiretls_offered`` share (RFC 8689 §2).
         """
         return _observation_from_probe(probe, webpki=webpki, dane=dane)
 
@@ -586,18 +587,14 @@ class _ProbeLike(Protocol):
 def _observation_from_probe(
     probe: _ProbeLike, *, webpki: CheckResult | None, dane: CheckResult | None
 ) -> SessionObservation:
-    lines = (
-        [" ".join([k.name, *k.params]) for k in probe.ehlo_tls.keywords]
-        if probe.ehlo_tls is not None
-        else []
-    )
+    offered = probe.ehlo_tls is not None and _smtpwire.offers_requiretls(probe.ehlo_tls.keywords)
     return SessionObservation(
         host=probe.host,
         starttls_offered=probe.starttls_offered,
         tls_established=probe.tls_established,
         webpki=webpki,
         dane=dane,
-        requiretls_advertised=probe.tls_established and check_ehlo_requiretls(lines),
+        requiretls_advertised=probe.tls_established and offered,
     )
 
 
