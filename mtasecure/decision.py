@@ -79,26 +79,12 @@ __all__ = [
     "SessionObservation",
     "SessionOutcome",
     "StsState",
-    "TlsaState",
     "TransportRequirement",
     "Verdict",
     "conclude",
     "judge",
     "plan",
 ]
-
-
-class TlsaState(StrEnum):
-    """What the TLSA lookup for one MX found (RFC 7672 §2.2)."""
-
-    USABLE = "usable"
-    """A ``secure`` TLSA RRset with at least one usable record."""
-    UNUSABLE = "unusable"
-    """A ``secure``, non-empty TLSA RRset in which no record is usable."""
-    ABSENT = "absent"
-    """``insecure`` records, an authenticated denial, or no lookup made (insecure MX or address)."""
-    FAILED = "failed"
-    """The lookup failed: an error, ``bogus`` or ``indeterminate`` (RFC 7672 §2.1.1)."""
 
 
 class RequirementKind(StrEnum):
@@ -141,7 +127,10 @@ class MxCandidate(BaseModel):
     Attributes:
         host: the MX host name (normalised on construction).
         preference: the MX preference; lower is tried first (RFC 5321 §5.1).
-        tlsa: what the TLSA lookup found (RFC 7672 §2.2).
+        tlsa: what the TLSA lookup found (RFC 7672 §2.2), as
+            :func:`mtasecure.dane.plan_dane` reports it; ``no-tlsa`` (also
+            when no lookup was made: an insecure MX or an address) and
+            ``insecure`` both mean DANE does not apply.
         tlsa_records: the TLSA records in presentation form, for ``dane``.
         implicit: the domain has no MX record and its own name is the
             server (RFC 5321 §5.1); no MX lookup can have been forged.
@@ -151,7 +140,7 @@ class MxCandidate(BaseModel):
 
     host: str
     preference: int = Field(default=0, ge=0, le=65535)
-    tlsa: TlsaState = TlsaState.ABSENT
+    tlsa: DaneState = DaneState.NO_TLSA
     tlsa_records: tuple[str, ...] = ()
     implicit: bool = False
 
@@ -167,26 +156,18 @@ class MxCandidate(BaseModel):
     def from_dane(
         cls, host: str, preference: int, policy: DanePolicy, *, implicit: bool = False
     ) -> MxCandidate:
-        """The candidate for an MX whose TLSA lookup :func:`mtasecure.dane.plan_dane` judged.
-
-        ``no-tlsa`` and ``insecure`` both mean DANE does not apply (RFC 7672 §2.2).
-        """
+        """The candidate for an MX whose TLSA lookup :func:`mtasecure.dane.plan_dane` judged (RFC 7672 §2.2)."""
         return cls(
             host=host,
             preference=preference,
-            tlsa=_FROM_DANE[policy.state],
+            tlsa=policy.state,
             tlsa_records=tuple(render_tlsa(r) for r in policy.records),
             implicit=implicit,
         )
 
 
-_FROM_DANE = {
-    DaneState.USABLE: TlsaState.USABLE,
-    DaneState.UNUSABLE: TlsaState.UNUSABLE,
-    DaneState.NO_TLSA: TlsaState.ABSENT,
-    DaneState.INSECURE: TlsaState.ABSENT,
-    DaneState.FAILED: TlsaState.FAILED,
-}
+_DANE_ABSENT = frozenset({DaneState.NO_TLSA, DaneState.INSECURE})
+"""TLSA states under which DANE does not apply (RFC 7672 §2.2, RFC 6698 §4.1)."""
 
 
 STS_DISCOVERY_FAILURES = frozenset(
@@ -420,18 +401,18 @@ def _plan_one(
     secure = security is Security.SECURE
     sts_active = sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
     match = sts.matches(mx.host) if sts_active else None
-    tlsa_unusable = secure and mx.tlsa is TlsaState.UNUSABLE
+    tlsa_unusable = secure and mx.tlsa is DaneState.UNUSABLE
     needs = None
     if flags.requiretls_enforced:
         validated = mx.implicit or secure or bool(match)
-        dane = secure and mx.tlsa is TlsaState.USABLE
+        dane = secure and mx.tlsa is DaneState.USABLE
         needs = RequireTlsNeeds(
             mx_validated=validated,
             authentication=Authentication.DANE if dane else Authentication.WEBPKI,
         )
     common = {**base, "requiretls": needs}
 
-    if secure and mx.tlsa is TlsaState.FAILED:
+    if secure and mx.tlsa is DaneState.FAILED:
         return TransportRequirement(
             **common,
             kind=RequirementKind.UNUSABLE,
@@ -439,7 +420,7 @@ def _plan_one(
             policy_type=PolicyType.TLSA,
             detail="TLSA lookup failed: the MX is treated as unreachable (RFC 7672 §2.1.2)",
         )
-    if secure and mx.tlsa is TlsaState.USABLE:
+    if secure and mx.tlsa is DaneState.USABLE:
         return TransportRequirement(
             **common,
             kind=RequirementKind.DANE,
@@ -499,7 +480,7 @@ def _plan_one(
 
 
 def _has_policy(mx: MxCandidate, security: Security, sts: StsState) -> bool:
-    dane = security is Security.SECURE and mx.tlsa is not TlsaState.ABSENT
+    dane = security is Security.SECURE and mx.tlsa not in _DANE_ABSENT
     return dane or sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
 
 

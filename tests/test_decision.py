@@ -19,7 +19,6 @@ from mtasecure.decision import (
     SessionObservation,
     SessionOutcome,
     StsState,
-    TlsaState,
     Verdict,
     conclude,
     judge,
@@ -68,7 +67,6 @@ def test_all_is_pinned() -> None:
         "SessionObservation",
         "SessionOutcome",
         "StsState",
-        "TlsaState",
         "TransportRequirement",
         "Verdict",
         "conclude",
@@ -136,7 +134,7 @@ def test_dane_is_not_applied_for_an_insecure_mx_set() -> None:
     result = plan(
         "example.net",
         mx_security=Security.INSECURE,
-        mx=[MxCandidate(host="mx.example.net", tlsa=TlsaState.USABLE, tlsa_records=("3 1 1 ab",))],
+        mx=[MxCandidate(host="mx.example.net", tlsa=DaneState.USABLE, tlsa_records=("3 1 1 ab",))],
     )
     assert result.requirements[0].kind is RequirementKind.OPPORTUNISTIC
 
@@ -146,7 +144,7 @@ def test_dane_requirement_carries_the_tlsa_set_and_policy_type() -> None:
     result = plan(
         "example.net",
         mx_security=Security.SECURE,
-        mx=[MxCandidate(host="mx.example.net", tlsa=TlsaState.USABLE, tlsa_records=records)],
+        mx=[MxCandidate(host="mx.example.net", tlsa=DaneState.USABLE, tlsa_records=records)],
         sts=StsState(mode=PolicyMode.ENFORCE, mx=("mx.example.net",)),
     )
     (requirement,) = result.requirements
@@ -156,21 +154,12 @@ def test_dane_requirement_carries_the_tlsa_set_and_policy_type() -> None:
     assert requirement.policy_type is PolicyType.TLSA
 
 
-@pytest.mark.parametrize(
-    ("state", "tlsa"),
-    [
-        (DaneState.USABLE, TlsaState.USABLE),
-        (DaneState.UNUSABLE, TlsaState.UNUSABLE),
-        (DaneState.NO_TLSA, TlsaState.ABSENT),
-        (DaneState.INSECURE, TlsaState.ABSENT),
-        (DaneState.FAILED, TlsaState.FAILED),
-    ],
-)
-def test_candidate_from_a_dane_policy(state: DaneState, tlsa: TlsaState) -> None:
+@pytest.mark.parametrize("state", list(DaneState))
+def test_candidate_from_a_dane_policy(state: DaneState) -> None:
     records = (parse_tlsa("3 1 1 " + "ab" * 32),) if state is DaneState.USABLE else ()
     policy = DanePolicy(state=state, base_domain="mx.example.net", records=records)
     candidate = MxCandidate.from_dane("mx.example.net", 10, policy)
-    assert candidate.tlsa is tlsa
+    assert candidate.tlsa is state
     assert candidate.tlsa_records == (("3 1 1 " + "ab" * 32,) if records else ())
 
 
@@ -380,7 +369,7 @@ def test_conclude_refuses_a_delivered_message() -> None:
 # --- properties ---------------------------------------------------------------
 
 SECURITY = st.sampled_from(list(Security))
-TLSA = st.sampled_from(list(TlsaState))
+TLSA = st.sampled_from(list(DaneState))
 MODES = st.sampled_from([None, *PolicyMode])
 
 
@@ -394,7 +383,7 @@ MODES = st.sampled_from([None, *PolicyMode])
 )
 def test_invariants(  # noqa: PLR0917 - one argument per table column
     security: Security,
-    tlsa: TlsaState,
+    tlsa: DaneState,
     mode: PolicyMode | None,
     listed: bool,
     requiretls: bool,
