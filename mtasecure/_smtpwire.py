@@ -42,7 +42,7 @@ from typing import NamedTuple, Protocol
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
 
-from mtasecure.errors import MessageSyntaxError, ParseError
+from mtasecure.errors import MessageSyntaxError, ParseError, excerpt
 
 __all__ = [
     "MAX_REPLY_LINES",
@@ -317,12 +317,12 @@ def parse_ehlo_line(line: str, *, where: str = "EHLO reply") -> EhloKeyword:
     keyword, *params = line.rstrip("\r\n").split(" ")
     if not _KEYWORD.match(keyword):
         raise MessageSyntaxError(
-            f"{_short(keyword)!r} is not an ehlo-keyword", where=where, rule=_RULE_EHLO
+            f"{excerpt(keyword)!r} is not an ehlo-keyword", where=where, rule=_RULE_EHLO
         )
     for param in params:
         if not _PARAM.match(param):
             raise MessageSyntaxError(
-                f"{_short(param)!r} is not an ehlo-param (printable US-ASCII, no SP)",
+                f"{excerpt(param)!r} is not an ehlo-param (printable US-ASCII, no SP)",
                 where=where,
                 rule=_RULE_EHLO,
             )
@@ -506,7 +506,3 @@ class ProbeResult(BaseModel):
                     rule="RFC 5280 §4.1",
                 ) from exc
         return tuple(loaded)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

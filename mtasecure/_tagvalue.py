@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from mtasecure.errors import RecordSyntaxError
+from mtasecure.errors import RecordSyntaxError, excerpt
 
 __all__ = ["EXT_NAME", "EXT_VALUE", "MAX_RECORD_LENGTH", "one_field_record", "split_record"]
 
@@ -88,13 +88,11 @@ def split_record(text: str, version: str, *, rule: str) -> list[tuple[str, str]]
         name, eq, value = part.partition("=")
         if not eq or not name:
             raise RecordSyntaxError(
-                f"{_short(part)!r} is not of the form name=value", where=f"field {index}", rule=rule
+                f"{excerpt(part)!r} is not of the form name=value",
+                where=f"field {index}",
+                rule=rule,
             )
         fields.append((name, value))
     if not fields:
         raise RecordSyntaxError(f"no field after {version!r}", rule=rule)
     return fields
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

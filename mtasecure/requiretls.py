@@ -62,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from mtasecure import _smtpwire
 from mtasecure._names import normalize_host
-from mtasecure.errors import MessageSyntaxError, ParseError, UsageError
+from mtasecure.errors import MessageSyntaxError, ParseError, UsageError, excerpt
 
 __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py checks
     "ADDRESS_TAG",
@@ -288,13 +288,13 @@ def parse_mail_parameters(parameters: str | Iterable[str]) -> tuple[tuple[str, s
         keyword, eq, value = word.partition("=")
         if not _KEYWORD.fullmatch(keyword):
             raise MessageSyntaxError(
-                f"{_short(word)!r} is not an ESMTP parameter",
+                f"{excerpt(word)!r} is not an ESMTP parameter",
                 where=f"MAIL parameter {index + 1}",
                 rule="RFC 5321 §4.1.2",
             )
         if eq and not _ESMTP_VALUE.fullmatch(value):
             raise MessageSyntaxError(
-                f"{_short(value)!r} is not an ESMTP parameter value",
+                f"{excerpt(value)!r} is not an ESMTP parameter value",
                 where=f"MAIL parameter {keyword}",
                 rule="RFC 5321 §4.1.2",
             )
@@ -316,7 +316,7 @@ def parse_requiretls_parameter(parameters: str | Iterable[str]) -> bool:
             continue
         if value is not None:
             raise MessageSyntaxError(
-                "REQUIRETLS takes no value", where=f"REQUIRETLS={_short(value)}", rule=_RULE_PARAM
+                "REQUIRETLS takes no value", where=f"REQUIRETLS={excerpt(value)}", rule=_RULE_PARAM
             )
         found += 1
     if found > 1:
@@ -337,7 +337,7 @@ def render_mail_from(reverse_path: str, *, requiretls: bool, parameters: Sequenc
             characters, or a parameter is not an esmtp-param.
     """
     if any(c in reverse_path for c in "<> \t\r\n") or not reverse_path.isprintable():
-        raise UsageError(f"{_short(reverse_path)!r} cannot stand in a reverse-path")
+        raise UsageError(f"{excerpt(reverse_path)!r} cannot stand in a reverse-path")
     words = [f"FROM:<{reverse_path}>"]
     try:
         extra = parse_mail_parameters(parameters)
@@ -412,7 +412,7 @@ def parse_tls_required(value: str) -> TlsRequired:
     """
     if not _TLS_REQUIRED_NO.fullmatch(value):
         raise MessageSyntaxError(
-            f"value {_short(value.strip())!r} is not 'No'", where=HEADER_FIELD, rule=_RULE_FIELD
+            f"value {excerpt(value.strip())!r} is not 'No'", where=HEADER_FIELD, rule=_RULE_FIELD
         )
     return TlsRequired.NO
 
@@ -946,7 +946,3 @@ def _flush(kept: list[str], field: list[str], size: int) -> int:
         return -1
     kept.append(text)
     return size + octets
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -39,7 +39,7 @@ from mtasecure._tagvalue import (
     one_field_record,
     split_record,
 )
-from mtasecure.errors import NameSyntaxError, RecordSyntaxError, UsageError
+from mtasecure.errors import NameSyntaxError, RecordSyntaxError, UsageError, excerpt
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
 
 __all__ = [
@@ -115,7 +115,7 @@ def parse_record(text: str) -> StsRecord:
             # 1*32(ALPHA / DIGIT); the text is known to be ASCII, so isalnum is exact
             if not value.isalnum() or len(value) > MAX_ID_LENGTH:
                 raise RecordSyntaxError(
-                    f"id {_short(value)!r} is not 1 to 32 letters and digits",
+                    f"id {excerpt(value, 40)!r} is not 1 to 32 letters and digits",
                     where="field 'id'",
                     rule=_RULE,
                 )
@@ -125,7 +125,7 @@ def parse_record(text: str) -> StsRecord:
             # well-formed sts-extension; only its value is then ignored.
             if _ext_name(name) is None:
                 raise RecordSyntaxError(
-                    f"field name {_short(name)!r} is not a valid extension name",
+                    f"field name {excerpt(name, 40)!r} is not a valid extension name",
                     where=f"field {name!r}",
                     rule=_RULE,
                 )
@@ -214,10 +214,6 @@ def record_name(domain: str) -> str:
     name = "_mta-sts." + normalize_host(domain)
     if len(name) > MAX_NAME_LENGTH:
         raise NameSyntaxError(
-            f"{_short(name)!r} is longer than {MAX_NAME_LENGTH} octets", rule="RFC 1035 §2.3.4"
+            f"{excerpt(name, 40)!r} is longer than {MAX_NAME_LENGTH} octets", rule="RFC 1035 §2.3.4"
         )
     return name
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

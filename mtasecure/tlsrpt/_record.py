@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mtasecure._names import normalize_host
 from mtasecure._tagvalue import EXT_NAME, EXT_VALUE, one_field_record, split_record
-from mtasecure.errors import NameSyntaxError, RecordSyntaxError
+from mtasecure.errors import NameSyntaxError, RecordSyntaxError, excerpt
 
 __all__ = [
     "MAX_RECORD_LENGTH",
@@ -231,7 +231,7 @@ def _parse_record_fully(text: str) -> TlsRptRecord:
             _parse_rua(value, index, rua, ignored)
         elif EXT_NAME.fullmatch(name) is None:
             raise RecordSyntaxError(
-                f"field name {_short(name)!r} is not letters, digits, '_', '-' and '.'"
+                f"field name {excerpt(name)!r} is not letters, digits, '_', '-' and '.'"
                 " of at most 32 characters",
                 where=f"field {index}",
                 rule=_RULE,
@@ -333,7 +333,7 @@ def _check_uri_fully(uri: str, index: int) -> tuple[str, str | None]:
     match = _URI.fullmatch(uri)
     if match is None:
         raise RecordSyntaxError(
-            f"{_short(uri)!r} is not a URI, or holds an unencoded ',', '!' or ';'",
+            f"{excerpt(uri)!r} is not a URI, or holds an unencoded ',', '!' or ';'",
             where=_where(index),
             rule="RFC 8460 §3, RFC 3986 §3",
         )
@@ -361,7 +361,7 @@ def _mailto_problem(match: re.Match[str]) -> str | None:
         for hfield in query.split("&"):
             name, eq, value = hfield.partition("=")
             if not eq or not _HFIELD.fullmatch(name) or not _HFIELD.fullmatch(value):
-                return f"header field {_short(hfield)!r} is not name=value ({_MAILTO_RULE})"
+                return f"header field {excerpt(hfield)!r} is not name=value ({_MAILTO_RULE})"
     try:
         address = unquote(to, errors="strict")
     except UnicodeDecodeError:
@@ -370,16 +370,16 @@ def _mailto_problem(match: re.Match[str]) -> str | None:
         return f"a mailto URI must name the address reports go to ({_MAILTO_RULE})"
     local, at, domain = address.rpartition("@")
     if not at:
-        return f"{_short(address)!r} is not an address: no '@' ({_MAILTO_RULE})"
+        return f"{excerpt(address)!r} is not an address: no '@' ({_MAILTO_RULE})"
     if not (_DOT_ATOM.fullmatch(local) or _QUOTED.fullmatch(local)):
         return (
-            f"local part {_short(local)!r} is not a dot-atom or quoted-string"
+            f"local part {excerpt(local)!r} is not a dot-atom or quoted-string"
             f" ({_MAILTO_RULE}, RFC 5322 §3.4.1); one address only"
         )
     try:
         normalize_host(domain)
     except NameSyntaxError as exc:
-        return f"address domain {_short(domain)!r}: {exc.message} ({exc.rule})"
+        return f"address domain {excerpt(domain)!r}: {exc.message} ({exc.rule})"
     return None
 
 
@@ -392,7 +392,7 @@ def _https_problem(match: re.Match[str]) -> str | None:
         return f"an https URI must not carry user information ({_RULE}, RFC 9110 §4.2.4)"
     port = match["port"]
     if port and (len(port) > 5 or not 0 < int(port) <= 65535):
-        return f"port {_short(port)} is not 1-65535 ({_HTTPS_RULE})"
+        return f"port {excerpt(port)} is not 1-65535 ({_HTTPS_RULE})"
     try:
         name = unquote(host, errors="strict")
     except UnicodeDecodeError:
@@ -402,9 +402,5 @@ def _https_problem(match: re.Match[str]) -> str | None:
     try:
         normalize_host(name)
     except NameSyntaxError as exc:
-        return f"host {_short(name)!r}: {exc.message} ({exc.rule})"
+        return f"host {excerpt(name)!r}: {exc.message} ({exc.rule})"
     return None
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
