@@ -166,10 +166,6 @@ class MxCandidate(BaseModel):
         )
 
 
-_DANE_ABSENT = frozenset({DaneState.NO_TLSA, DaneState.INSECURE})
-"""TLSA states under which DANE does not apply (RFC 7672 §2.2, RFC 6698 §4.1)."""
-
-
 STS_DISCOVERY_FAILURES = frozenset(
     {
         FailureReason.STS_POLICY_FETCH_ERROR,
@@ -480,7 +476,7 @@ def _plan_one(
 
 
 def _has_policy(mx: MxCandidate, security: Security, sts: StsState) -> bool:
-    dane = security is Security.SECURE and mx.tlsa not in _DANE_ABSENT
+    dane = security is Security.SECURE and mx.tlsa.applies
     return dane or sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
 
 

@@ -434,3 +434,17 @@ def test_match_never_raises_and_only_passes_on_a_real_match(
     assert result.reason in (None, *FailureReason)
     if result.ok:
         assert any(r.usable for r in records)
+
+
+@pytest.mark.parametrize(
+    ("state", "applies"),
+    [
+        (DaneState.USABLE, True),
+        (DaneState.UNUSABLE, True),  # TLS still mandatory (RFC 7672 §2.2)
+        (DaneState.FAILED, True),  # the MX must not be used (RFC 7672 §2.1.2)
+        (DaneState.NO_TLSA, False),
+        (DaneState.INSECURE, False),  # RFC 6698 §4.1
+    ],
+)
+def test_which_states_make_dane_apply(state: DaneState, applies: bool) -> None:
+    assert state.applies is applies

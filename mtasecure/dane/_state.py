@@ -65,6 +65,14 @@ class DaneState(StrEnum):
     """The lookup failed, or was bogus or indeterminate: the MX MUST NOT be used
     (RFC 7672 §2.1.2)."""
 
+    @property
+    def applies(self) -> bool:
+        """Whether DANE governs the MX, and so takes precedence over MTA-STS (RFC 8461 §2).
+
+        Every state but ``no-tlsa`` and ``insecure`` (RFC 7672 §2.2, RFC 6698 §4.1).
+        """
+        return self not in (DaneState.NO_TLSA, DaneState.INSECURE)
+
 
 class DanePolicy(BaseModel):
     """The DANE requirement for one MX host (RFC 7672 §2.2, §3.2.2).
@@ -97,7 +105,7 @@ class DanePolicy(BaseModel):
     @property
     def applies(self) -> bool:
         """Whether DANE governs this MX, and so takes precedence over MTA-STS (RFC 8461 §2)."""
-        return self.state in (DaneState.USABLE, DaneState.UNUSABLE, DaneState.FAILED)
+        return self.state.applies
 
     @property
     def may_connect(self) -> bool:
