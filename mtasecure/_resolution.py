@@ -39,7 +39,7 @@ import dns.rcode
 import dns.rdatatype
 
 from mtasecure._wire import FLAG_AD, NameKey, Reply, WireRecord, encode_query, name_key
-from mtasecure.dnssec import DnsAnswer, Security
+from mtasecure.dnssec import MAX_CNAME_CHAIN, DnsAnswer, Security
 from mtasecure.errors import DnsError, UsageError
 
 __all__ = [
@@ -52,9 +52,6 @@ __all__ = [
     "query_name",
     "query_type",
 ]
-
-MAX_CNAME_CHAIN = 8
-"""Most CNAME links followed from the name asked for; one more is a failure."""
 
 EDNS_PAYLOAD = 1232
 """The UDP payload size advertised in EDNS (RFC 6891 §6.2.5; DNS flag day 2020)."""

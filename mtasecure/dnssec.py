@@ -198,7 +198,11 @@ MAX_DELEGATION_DEPTH = 16
 MAX_QUERIES = 64
 """Queries one validation may ask for, all steps together."""
 MAX_CNAME_CHAIN = 8
-"""CNAME records followed from the query name before the answer fails."""
+"""CNAME records followed from the query name; one more fails the answer.
+
+The one limit for every resolver: the local validator here and the stub
+resolution in :mod:`mtasecure._resolution` (RFC 1034 §3.6.2 leaves it open).
+"""
 MAX_RRSIGS_PER_RRSET = 8
 """RRSIG records tried per RRset; the rest are ignored (KeyTrap, CVE-2023-50387)."""
 MAX_KEYS_PER_DNSKEY_SET = 16
