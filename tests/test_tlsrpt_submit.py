@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasecure._http import HttpResponse
-from mtasecure.errors import HttpError, SmtpError, StoreError, TransportTimeout
+from mtasecure.errors import HttpError, SmtpError, StoreError, TransportTimeout, UsageError
 from mtasecure.results import FailureReason
 from mtasecure.tlsrpt import (
     BuiltReport,
@@ -23,6 +23,7 @@ from mtasecure.tlsrpt import (
     ResultBatch,
     TlsRptCollector,
     WindowResults,
+    _schedule,
     build_reports,
     parse_report,
 )
@@ -608,3 +609,27 @@ async def test_a_failed_rua_lookup_leaves_the_domain_for_the_next_pass() -> None
     ]
     assert await store.sent(DAY1) == {"a.example"}
     assert await store.windows() == (DAY1,)  # not pruned: broken.example is still owed
+
+
+def test_default_send_delay_bounds() -> None:
+    # RFC 8460 §4.1: "some delay, perhaps several hours"; the defaults are the bounds.
+    assert timedelta(minutes=5) == _schedule.DEFAULT_MIN_DELAY
+    assert timedelta(hours=4) == _schedule.DEFAULT_MAX_DELAY
+    times = [plan_send_time(DAY1, submitter=f"d{i}.example") for i in range(50)]
+    assert all(
+        DAY1.end + _schedule.DEFAULT_MIN_DELAY <= t <= DAY1.end + _schedule.DEFAULT_MAX_DELAY
+        for t in times
+    )
+    fixed = timedelta(minutes=7)
+    assert plan_send_time(DAY1, submitter="a.example", min_delay=fixed, max_delay=fixed) == (
+        DAY1.end + fixed
+    )
+
+
+@pytest.mark.parametrize(
+    ("min_delay", "max_delay"),
+    [(timedelta(hours=2), timedelta(hours=1)), (timedelta(seconds=-1), timedelta(hours=1))],
+)
+def test_send_delay_bounds_are_checked(min_delay: timedelta, max_delay: timedelta) -> None:
+    with pytest.raises(UsageError, match="min_delay"):
+        plan_send_time(DAY1, submitter="a.example", min_delay=min_delay, max_delay=max_delay)
