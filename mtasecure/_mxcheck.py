@@ -159,7 +159,7 @@ _ORDER = (Security.SECURE, Security.INSECURE, Security.INDETERMINATE, Security.B
 
 
 def weakest_security(answers: tuple[DnsAnswer, ...]) -> Security:
-    """The least trustworthy status among ``answers`` (bogus < indeterminate < insecure < secure)."""
+    """The least trustworthy status among ``answers`` (RFC 4035 §4.3: bogus < indeterminate < insecure < secure)."""
     return max((a.security for a in answers), key=_ORDER.index, default=Security.INDETERMINATE)
 
 

@@ -49,7 +49,7 @@ _QUICK_LDH = re.compile(r"[A-Za-z0-9-]{1,63}+(?:\.[A-Za-z0-9-]{1,63}+)*+\.?", re
 
 
 def normalize_host(name: str) -> str:
-    """Return ``name`` as lower-case A-labels without a trailing dot.
+    """Return ``name`` as lower-case A-labels without a trailing dot (RFC 5890 §2.3.2.1, RFC 5891 §5).
 
     Args:
         name: a domain or host name, in A-labels, U-labels or mixed case, with

@@ -85,7 +85,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
 
 
 def query_name(name: str) -> dns.name.Name:
-    """The absolute DNS name for ``name`` (A-labels; ``_`` labels allowed).
+    """The absolute DNS name for ``name`` (A-labels, RFC 5890 §2.3.2.1; ``_`` labels allowed, RFC 8552 §1.1).
 
     Raises:
         UsageError: ``name`` is not a DNS name (empty labels, over-long,
@@ -102,7 +102,7 @@ def query_name(name: str) -> dns.name.Name:
 
 
 def query_type(rdtype: str) -> dns.rdatatype.RdataType:
-    """The record type for ``rdtype`` (one of :data:`SUPPORTED_TYPES`, any case).
+    """The record type for ``rdtype`` (one of :data:`SUPPORTED_TYPES`, any case; RFC 1035 §3.2.2).
 
     Raises:
         UsageError: the type is not one the resolvers look up.
@@ -151,7 +151,7 @@ def _text(name: dns.name.Name) -> str:
 
 
 class Resolution:
-    """The state of one lookup: what to ask next, and what the replies add up to.
+    """The state of one lookup: what to ask next, and what the replies add up to (RFC 1034 §5.3.3).
 
     Use: ``while (q := r.next_query()) is not None: r.feed(send(q), trusted=...)``;
     on a transport failure call :meth:`give_up`; then read :meth:`answer`.

@@ -378,7 +378,7 @@ class ProbeStage(StrEnum):
 
 
 class ProbeOutcome(StrEnum):
-    """How a STARTTLS probe ended; with :class:`ProbeStage`, where it ended.
+    """How a STARTTLS probe ended (RFC 3207 §4); with :class:`ProbeStage`, where it ended.
 
     Only :attr:`OK` means a TLS session was established and EHLO answered
     inside it. Whether the presented chain is acceptable is not judged here:

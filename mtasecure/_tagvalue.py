@@ -35,6 +35,8 @@ _SEP = r"[ \t]*;[ \t]*"  # sep = *WSP ";" *WSP
 def one_field_record(version: str, field: str) -> re.Pattern[str]:
     """The usual record shape, ``version; field`` and an optional separator, as one pattern.
 
+    The shape is RFC 8461 §3.1's and RFC 8460 §3's record grammar with one field.
+
     For a parser's fast path: a record this pattern fully matches is one that
     :func:`split_record` would cut into exactly one field, the ``field`` part
     (with any groups it defines), so the parser can take the value from the

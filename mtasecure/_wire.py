@@ -93,7 +93,7 @@ def encode_query(
 
 @dataclass(frozen=True, slots=True)
 class WireRecord:
-    """One resource record of a reply, its data left on the wire until asked for."""
+    """One resource record of a reply, its data left on the wire until asked for (RFC 1035 §4.1.3)."""
 
     owner: NameKey
     rdtype: int
@@ -303,7 +303,7 @@ def _read_records(wire: bytes, offset: int, count: int) -> tuple[list[WireRecord
 
 
 def parse_reply(wire: bytes) -> Reply:
-    """Read the parts of a reply a lookup uses (module docstring for the rules).
+    """Read the parts of a reply a lookup uses (RFC 1035 §4.1; module docstring for the rules).
 
     Raises:
         DnsError: the message is malformed.

@@ -88,7 +88,7 @@ __all__ = [
 
 
 class RequirementKind(StrEnum):
-    """What governs the session to one MX."""
+    """What governs the session to one MX (RFC 7672 §2.2, RFC 8461 §5)."""
 
     DANE = "dane"
     """DANE TLSA records (RFC 7672 §2.2)."""
@@ -103,7 +103,7 @@ class RequirementKind(StrEnum):
 
 
 class Authentication(StrEnum):
-    """How the server certificate must be authenticated for delivery."""
+    """How the server certificate must be authenticated for delivery (RFC 7672 §3, RFC 8461 §4.2)."""
 
     NONE = "none"
     DANE = "dane"
@@ -113,7 +113,7 @@ class Authentication(StrEnum):
 
 
 class Verdict(StrEnum):
-    """What to do with a message no MX accepted."""
+    """What to do with a message no MX accepted (RFC 5321 §4.5.4.1, RFC 8689 §4.2.1)."""
 
     DEFER = "defer"
     """Keep it queued and try again later (RFC 5321 §4.5.4.1)."""
@@ -481,7 +481,7 @@ def _has_policy(mx: MxCandidate, security: Security, sts: StsState) -> bool:
 
 
 class SessionObservation(BaseModel):
-    """What one SMTP session to an MX showed, as the caller's MTA or the probe saw it.
+    """What one SMTP session to an MX showed, as the caller's MTA or the probe saw it (RFC 3207 §4).
 
     Attributes:
         host: the MX host name the session was opened to.
@@ -601,7 +601,7 @@ class SessionOutcome(BaseModel):
 
 
 def judge(requirement: TransportRequirement, session: SessionObservation) -> SessionOutcome:
-    """Hold a session against its requirement.
+    """Hold a session against its requirement (RFC 7672 §2.2, RFC 8461 §5, RFC 8689 §4.2.1).
 
     Args:
         requirement: the MX's entry of the :class:`DeliveryPlan`.
@@ -713,7 +713,7 @@ def _certificate_result(
 
 
 class Conclusion(BaseModel):
-    """What to do with a message that no MX took (:func:`conclude`).
+    """What to do with a message that no MX took (:func:`conclude`; RFC 7672 §2.1.1, RFC 8689 §4.2.1).
 
     Attributes:
         verdict: defer or bounce.

@@ -554,7 +554,7 @@ class FlaggedMessage(BaseModel):
 
 
 def split_requiretls_tag(address: str) -> tuple[str, bool]:
-    """Remove a trailing ``+requiretls`` tag from an address's local part.
+    """Remove a trailing ``+requiretls`` tag from an address's local part (RFC 5233 subaddress form).
 
     The tag is the last ``+``-separated part of a dot-atom local part,
     compared case-insensitively: ``a+RequireTLS@x`` and ``a+b+requiretls@x``

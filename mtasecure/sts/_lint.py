@@ -55,7 +55,7 @@ _RECORD = "RFC 8461 §3.1"
 
 
 class Severity(StrEnum):
-    """How much a finding matters."""
+    """How much a finding matters (an ERROR breaks RFC 8461 §3.2 or §4.1; a WARNING does not)."""
 
     ERROR = "error"
     """Senders reject the file, or mail to a listed MX will be refused."""
