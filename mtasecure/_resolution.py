@@ -30,7 +30,6 @@ Rules applied (trusted-validator mode):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -39,7 +38,7 @@ import dns.rcode
 import dns.rdatatype
 
 from mtasecure._wire import FLAG_AD, NameKey, Reply, WireRecord, encode_query, name_key
-from mtasecure.dnssec import MAX_CNAME_CHAIN, DnsAnswer, Security
+from mtasecure.dnssec import MAX_CNAME_CHAIN, DnsAnswer, Security, combine_security
 from mtasecure.errors import DnsError, UsageError
 
 __all__ = [
@@ -58,28 +57,6 @@ EDNS_PAYLOAD = 1232
 
 SUPPORTED_TYPES = frozenset({"A", "AAAA", "CNAME", "MX", "TXT", "TLSA"})
 """Record types the resolvers look up."""
-
-_RANK = {
-    Security.BOGUS: 0,
-    Security.INDETERMINATE: 1,
-    Security.INSECURE: 2,
-    Security.SECURE: 3,
-}
-
-
-def combine_security(statuses: Iterable[Security]) -> Security:
-    """The status of answers that depend on each other: the weakest one.
-
-    An answer reached through a CNAME is only as trustworthy as every link
-    (RFC 4035 §5: each RRset is validated on its own). No status at all gives
-    ``indeterminate``.
-    """
-    worst: Security | None = None
-    for status in statuses:
-        if worst is None or _RANK[status] < _RANK[worst]:
-            worst = status
-    return worst if worst is not None else Security.INDETERMINATE
-
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
 

@@ -70,6 +70,7 @@ __all__ = [
     "Security",
     "TrustAnchor",
     "TrustCache",
+    "combine_security",
     "parse_trust_anchor",
 ]
 
@@ -85,6 +86,27 @@ class Security(StrEnum):
     """A chain of trust should exist but validation failed (bad, expired or missing signatures)."""
     INDETERMINATE = "indeterminate"
     """No trust anchor covers the name, or no answer could be had to decide."""
+
+
+_STRENGTH = {Security.BOGUS: 0, Security.INDETERMINATE: 1, Security.INSECURE: 2, Security.SECURE: 3}
+
+
+def combine_security(
+    statuses: Iterable[Security], *, default: Security = Security.INDETERMINATE
+) -> Security:
+    """The status of answers that depend on each other: the weakest one (RFC 4035 §5).
+
+    An answer is only as trustworthy as every RRset it rests on (each CNAME
+    link, the A and the AAAA of one host, each step of a chain): bogus <
+    indeterminate < insecure < secure. The one ordering of the library; the
+    stub resolution, the local validator and the MX checks all use it.
+
+    Args:
+        statuses: the statuses to combine.
+        default: the answer when there are none; ``indeterminate`` unless the
+            caller has proven something (RFC 4033 §5).
+    """
+    return min(statuses, key=_STRENGTH.__getitem__, default=default)
 
 
 class DnsAnswer(BaseModel):
@@ -348,8 +370,6 @@ class ChainResult(BaseModel):
 Query = tuple[dns.name.Name, dns.rdatatype.RdataType]
 """A question the planner wants answered: (owner name, record type)."""
 
-_RANK = {Security.SECURE: 0, Security.INSECURE: 1, Security.INDETERMINATE: 2, Security.BOGUS: 3}
-
 
 class _Bogus(Exception):
     """Internal: validation failed; unwinds the planner to a ``bogus`` result."""
@@ -583,7 +603,7 @@ class ChainValidator:
         self._pending = query
 
     def _finish(self) -> None:
-        worst = max((s for s, _ in self._statuses), key=_RANK.__getitem__, default=Security.SECURE)
+        worst = combine_security((s for s, _ in self._statuses), default=Security.SECURE)
         why = "; ".join(w for s, w in self._statuses if s is not Security.SECURE and w)
         self._result = ChainResult(
             security=worst,
