@@ -38,7 +38,13 @@ import dns.rcode
 import dns.rdatatype
 
 from mtasecure._wire import FLAG_AD, NameKey, Reply, WireRecord, encode_query, name_key
-from mtasecure.dnssec import MAX_CNAME_CHAIN, DnsAnswer, Security, combine_security
+from mtasecure.dnssec import (
+    MAX_CNAME_CHAIN,
+    DnsAnswer,
+    Security,
+    answer_name,
+    combine_security,
+)
 from mtasecure.errors import DnsError, UsageError
 
 __all__ = [
@@ -123,10 +129,6 @@ _UNTRUSTED = (
 )
 
 
-def _text(name: dns.name.Name) -> str:
-    return name.to_text(omit_final_dot=True).lower() or "."
-
-
 class Resolution:
     """The state of one lookup: what to ask next, and what the replies add up to (RFC 1034 §5.3.3).
 
@@ -145,7 +147,7 @@ class Resolution:
     def __init__(self, name: str, rdtype: str, *, max_chain: int = MAX_CNAME_CHAIN) -> None:
         self.qname = query_name(name)
         plain = _PLAIN_NAME.fullmatch(name) is not None
-        self._name_text = name.lower().rstrip(".") if plain else _text(self.qname)
+        self._name_text = name.lower().rstrip(".") if plain else answer_name(self.qname)
         self.rdtype = query_type(rdtype)
         self._rdtype_text = rdtype.upper()
         self.max_chain = max_chain
@@ -242,7 +244,7 @@ class Resolution:
             if len(alias) != 1:
                 self._finish_failed(
                     Security.INDETERMINATE,
-                    f"{_text(self._current)} has {len(alias)} CNAME records (RFC 2181 §10.1)",
+                    f"{answer_name(self._current)} has {len(alias)} CNAME records (RFC 2181 §10.1)",
                 )
                 return
             target = reply.target(alias[0])
@@ -250,7 +252,7 @@ class Resolution:
             if target == self.qname or target in self._chain:
                 self._finish_failed(
                     Security.INDETERMINATE,
-                    f"CNAME loop: {_text(self._current)} points back to {_text(target)}",
+                    f"CNAME loop: {answer_name(self._current)} points back to {answer_name(target)}",
                 )
                 return
             self._chain.append(target)
@@ -286,7 +288,7 @@ class Resolution:
             security=security,
             ttl=min(self._ttls) if self._ttls else 0,
             nxdomain=nxdomain,
-            cname_chain=tuple(_text(n) for n in self._chain),
+            cname_chain=tuple(answer_name(n) for n in self._chain),
             failed=False,
             why=why,
         )
@@ -296,7 +298,7 @@ class Resolution:
             name=self._name_text,
             rdtype=self._rdtype_text,
             security=combine_security([*self._statuses, security]),
-            cname_chain=tuple(_text(n) for n in self._chain),
+            cname_chain=tuple(answer_name(n) for n in self._chain),
             failed=True,
             why=why,
         )
