@@ -55,7 +55,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mtasecure import _smtpwire
-from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
+from mtasecure._names import normalize_host, normalize_pattern
 from mtasecure.dane import DanePolicy, DaneState, render_tlsa
 from mtasecure.dnssec import Security
 from mtasecure.errors import ParseError, UsageError
@@ -66,6 +66,7 @@ from mtasecure.requiretls import (
     choose_bounce_failure,
 )
 from mtasecure.results import CheckResult, FailureReason, PolicyType
+from mtasecure.sts._match import pattern_index
 from mtasecure.sts._policy import PolicyMode
 
 __all__ = [
@@ -228,8 +229,12 @@ class StsState(BaseModel):
         return cls(mode=policy.mode, mx=tuple(policy.mx), failure=failure)
 
     def matches(self, host: str) -> bool:
-        """Whether ``host`` (normalised) matches one of the ``mx`` patterns (RFC 8461 §4.1)."""
-        return any(match_wildcard(pattern, host) for pattern in self.mx)
+        """Whether ``host`` matches one of the ``mx`` patterns (RFC 8461 §4.1).
+
+        The same index :meth:`mtasecure.sts.StsPolicy.matches` uses, so the
+        decision and the policy cannot disagree about an MX.
+        """
+        return pattern_index(self.mx).covers(host)
 
 
 class RequireTlsNeeds(BaseModel):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mtasecure import decision
+from mtasecure._names import match_wildcard, normalize_host
 from mtasecure.dane import DanePolicy, DaneState, parse_tlsa
 from mtasecure.decision import (
     Authentication,
@@ -25,10 +26,10 @@ from mtasecure.decision import (
     plan,
 )
 from mtasecure.dnssec import Security
-from mtasecure.errors import UsageError
+from mtasecure.errors import NameSyntaxError, UsageError
 from mtasecure.requiretls import MessageFlags, RequireTlsFailure
 from mtasecure.results import CheckResult, FailureReason
-from mtasecure.sts import PolicyMode
+from mtasecure.sts import PolicyMode, StsPolicy
 
 REQUIRETLS = MessageFlags(requiretls=True)
 GOOD = CheckResult.passed()
@@ -469,3 +470,26 @@ def test_sts_state_of_a_policy_object() -> None:
     assert state.mx == ("*.example.net",)
     assert state.matches("mx.example.net")
     assert not state.matches("example.net")
+
+
+@given(
+    patterns=st.lists(
+        st.sampled_from(["mx.example.net", "*.example.net", "*.b.example.net"]), max_size=3
+    ),
+    host=st.sampled_from(
+        ["mx.example.net", "a.b.example.net", "example.net", "MX.Example.Net.", "x..y"]
+    ),
+)
+def test_sts_state_and_policy_agree_on_mx_coverage(patterns: list[str], host: str) -> None:
+    # RFC 8461 §4.1: the decision must not read a policy's mx list differently from the policy.
+    state = StsState(mode=PolicyMode.ENFORCE, mx=tuple(patterns))
+    policy = StsPolicy(
+        mode=PolicyMode.ENFORCE, mx=tuple(patterns) or ("mx.example.net",), max_age=86400
+    )
+    if patterns:
+        assert state.matches(host) is policy.matches(host)
+    try:
+        normal = [normalize_host(host)]
+    except NameSyntaxError:
+        normal = []  # not a host name: covered by nothing
+    assert state.matches(host) is any(match_wildcard(p, h) for p in state.mx for h in normal)
