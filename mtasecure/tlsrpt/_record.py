@@ -46,7 +46,14 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict
 
 from mtasecure._names import normalize_host
-from mtasecure._tagvalue import EXT_NAME, EXT_VALUE, one_field_record, split_record
+from mtasecure._tagvalue import (
+    EXT_NAME,
+    EXT_VALUE,
+    one_field_record,
+    record_owner,
+    select_one_record,
+    split_record,
+)
 from mtasecure.errors import NameSyntaxError, RecordSyntaxError, excerpt
 
 __all__ = [
@@ -113,7 +120,6 @@ _SIMPLE = re.compile(_SIMPLE_URI, re.ASCII)
 _ONE_SIMPLE = one_field_record(VERSION, rf"rua=(?P<uri>{_SIMPLE_URI})")
 _RUA_ONLY = one_field_record(VERSION, r"rua=([^; \t]+)")
 _URI_LIST_SEP = re.compile(r"[ \t]*,[ \t]*", re.ASCII)
-_VERSION_THEN_SEP = re.compile(r"v=TLSRPTv1[ \t]*;", re.ASCII)
 
 # RFC 5322 §3.2.3 dot-atom-text, widened by RFC 6532 §3.2 to UTF-8 (an
 # SMTPUTF8 local part, which RFC 6068 §2 carries percent-encoded).
@@ -176,9 +182,10 @@ def record_name(domain: str) -> str:
         ``_smtp._tls.`` followed by the domain in lower-case A-labels.
 
     Raises:
-        NameSyntaxError: ``domain`` is not a host name.
+        NameSyntaxError: ``domain`` is not a host name, or the whole name is
+            longer than 253 octets (RFC 1035 §2.3.4).
     """
-    return "_smtp._tls." + normalize_host(domain)
+    return record_owner("_smtp._tls", domain)
 
 
 def parse_record(text: str) -> TlsRptRecord:
@@ -265,13 +272,7 @@ def select_record(texts: Iterable[str]) -> TlsRptRecord | None:
         The one record, or ``None`` when there is not exactly one or the one
         left does not parse — meaning "send no report".
     """
-    candidates = [t for t in texts if isinstance(t, str) and _VERSION_THEN_SEP.match(t)]
-    if len(candidates) != 1:
-        return None
-    try:
-        return parse_record(candidates[0])
-    except RecordSyntaxError:
-        return None
+    return select_one_record(texts, VERSION, parse_record)
 
 
 def _parse_rua(value: str, index: int, rua: list[str], ignored: list[SkippedRua]) -> None:
