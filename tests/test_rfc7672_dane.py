@@ -448,3 +448,16 @@ def test_match_never_raises_and_only_passes_on_a_real_match(
 )
 def test_which_states_make_dane_apply(state: DaneState, applies: bool) -> None:
     assert state.applies is applies
+
+
+@pytest.mark.parametrize("state", list(DaneState))
+def test_server_name_is_the_tlsa_base_domain_under_dane(state: DaneState) -> None:
+    # RFC 7672 §8.1: SNI carries the TLSA base domain; it differs from the MX
+    # name only after a secure CNAME (§2.2.3).
+    policy = DanePolicy(state=state, base_domain="mx.hosting.example")
+    expected = (
+        "mx.hosting.example"
+        if state in (DaneState.USABLE, DaneState.UNUSABLE)
+        else "mx.example.com"
+    )
+    assert policy.server_name("mx.example.com") == expected

@@ -122,6 +122,15 @@ class DanePolicy(BaseModel):
         """Whether the TLS peer must match the TLSA records (RFC 7672 §3.2)."""
         return self.state is DaneState.USABLE
 
+    def server_name(self, mx_host: str) -> str:
+        """The SNI to send to this MX (RFC 7672 §8.1).
+
+        Under DANE (TLS required) it is the TLSA base domain, which differs
+        from the MX host name only after a secure CNAME (RFC 7672 §2.2.3);
+        otherwise the MX host name itself.
+        """
+        return self.base_domain if self.requires_tls else mx_host
+
 
 def reference_names(
     base_domain: str,
