@@ -31,7 +31,7 @@ from mtasecure.decision import (
     TransportRequirement,
     judge,
 )
-from mtasecure.dnssec import DnsAnswer, Security
+from mtasecure.dnssec import DnsAnswer, Security, combine_security
 from mtasecure.errors import ParseError
 from mtasecure.results import CheckResult, FailureReason
 
@@ -155,12 +155,9 @@ class MxDane(BaseModel):
     policy: DanePolicy
 
 
-_ORDER = (Security.SECURE, Security.INSECURE, Security.INDETERMINATE, Security.BOGUS)
-
-
 def weakest_security(answers: tuple[DnsAnswer, ...]) -> Security:
-    """The least trustworthy status among ``answers`` (bogus < indeterminate < insecure < secure)."""
-    return max((a.security for a in answers), key=_ORDER.index, default=Security.INDETERMINATE)
+    """The least trustworthy status among ``answers`` (RFC 4035 §4.3: bogus < indeterminate < insecure < secure)."""
+    return combine_security(a.security for a in answers)
 
 
 def plan_address_dane(

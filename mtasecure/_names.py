@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import idna
 
-from mtasecure.errors import NameSyntaxError
+from mtasecure.errors import NameSyntaxError, excerpt
 
 __all__ = [
     "MAX_LABEL_LENGTH",
@@ -49,7 +49,7 @@ _QUICK_LDH = re.compile(r"[A-Za-z0-9-]{1,63}+(?:\.[A-Za-z0-9-]{1,63}+)*+\.?", re
 
 
 def normalize_host(name: str) -> str:
-    """Return ``name`` as lower-case A-labels without a trailing dot.
+    """Return ``name`` as lower-case A-labels without a trailing dot (RFC 5890 §2.3.2.1, RFC 5891 §5).
 
     Args:
         name: a domain or host name, in A-labels, U-labels or mixed case, with
@@ -112,13 +112,13 @@ def _normalize_general(name: str) -> str:
     if len(host) > MAX_NAME_LENGTH:
         raise NameSyntaxError(
             f"name is {len(host)} octets long, more than {MAX_NAME_LENGTH}",
-            where=repr(_short(name)),
+            where=repr(excerpt(name, 80)),
             rule="RFC 1035 §2.3.4",
         )
     if host[host.rfind(".") + 1 :].isdigit():  # host is ASCII here: digits are 0-9
         raise NameSyntaxError(
             "an IP address or all-numeric top-level label is not a host name",
-            where=repr(_short(name)),
+            where=repr(excerpt(name, 80)),
             rule="RFC 3696 §2",
         )
     return host
@@ -139,14 +139,14 @@ def normalize_pattern(pattern: str) -> str:
         if "." not in rest:
             raise NameSyntaxError(
                 "a wildcard must stand above at least two labels",
-                where=repr(_short(pattern)),
+                where=repr(excerpt(pattern, 80)),
                 rule="RFC 6125 §7.2",
             )
         return "*." + rest
     if "*" in pattern:
         raise NameSyntaxError(
             "'*' is allowed only as the whole left-most label",
-            where=repr(_short(pattern)),
+            where=repr(excerpt(pattern, 80)),
             rule="RFC 8461 §4.1",
         )
     return normalize_host(pattern)
@@ -174,28 +174,28 @@ def _normalize_slow(name: str) -> str:
     if name.startswith("[") or ":" in name:
         raise NameSyntaxError(
             "an address literal is not a host name",
-            where=repr(_short(name)),
+            where=repr(excerpt(name, 80)),
             rule="RFC 5321 §4.1.3",
         )
     labels = name.split(".")
     for index, label in enumerate(labels):
         if not label:
             raise NameSyntaxError(
-                "empty label", where=f"label {index + 1} of {_short(name)!r}", rule=_RULE
+                "empty label", where=f"label {index + 1} of {excerpt(name, 80)!r}", rule=_RULE
             )
     try:
         encoded = idna.encode(name, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError, ValueError) as exc:
         raise NameSyntaxError(
             f"not a valid internationalised host name: {exc}",
-            where=repr(_short(name)),
+            where=repr(excerpt(name, 80)),
             rule="RFC 5891 §4",
         ) from exc
     for label in encoded.split("."):
         if not _LDH_LABEL.fullmatch(label):
             raise NameSyntaxError(
-                f"label {_short(label)!r} is not letters, digits and inner hyphens",
-                where=repr(_short(name)),
+                f"label {excerpt(label, 80)!r} is not letters, digits and inner hyphens",
+                where=repr(excerpt(name, 80)),
                 rule=_RULE,
             )
         if label.startswith("xn--"):
@@ -204,11 +204,7 @@ def _normalize_slow(name: str) -> str:
             except (idna.IDNAError, UnicodeError, ValueError) as exc:
                 raise NameSyntaxError(
                     f"label {label!r} is not a valid A-label: {exc}",
-                    where=repr(_short(name)),
+                    where=repr(excerpt(name, 80)),
                     rule="RFC 5891 §5.4",
                 ) from exc
     return encoded
-
-
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -30,7 +30,6 @@ Rules applied (trusted-validator mode):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -39,7 +38,13 @@ import dns.rcode
 import dns.rdatatype
 
 from mtasecure._wire import FLAG_AD, NameKey, Reply, WireRecord, encode_query, name_key
-from mtasecure.dnssec import DnsAnswer, Security
+from mtasecure.dnssec import (
+    MAX_CNAME_CHAIN,
+    DnsAnswer,
+    Security,
+    answer_name,
+    combine_security,
+)
 from mtasecure.errors import DnsError, UsageError
 
 __all__ = [
@@ -53,42 +58,17 @@ __all__ = [
     "query_type",
 ]
 
-MAX_CNAME_CHAIN = 8
-"""Most CNAME links followed from the name asked for; one more is a failure."""
-
 EDNS_PAYLOAD = 1232
 """The UDP payload size advertised in EDNS (RFC 6891 §6.2.5; DNS flag day 2020)."""
 
 SUPPORTED_TYPES = frozenset({"A", "AAAA", "CNAME", "MX", "TXT", "TLSA"})
 """Record types the resolvers look up."""
 
-_RANK = {
-    Security.BOGUS: 0,
-    Security.INDETERMINATE: 1,
-    Security.INSECURE: 2,
-    Security.SECURE: 3,
-}
-
-
-def combine_security(statuses: Iterable[Security]) -> Security:
-    """The status of answers that depend on each other: the weakest one.
-
-    An answer reached through a CNAME is only as trustworthy as every link
-    (RFC 4035 §5: each RRset is validated on its own). No status at all gives
-    ``indeterminate``.
-    """
-    worst: Security | None = None
-    for status in statuses:
-        if worst is None or _RANK[status] < _RANK[worst]:
-            worst = status
-    return worst if worst is not None else Security.INDETERMINATE
-
-
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
 
 
 def query_name(name: str) -> dns.name.Name:
-    """The absolute DNS name for ``name`` (A-labels; ``_`` labels allowed).
+    """The absolute DNS name for ``name`` (A-labels, RFC 5890 §2.3.2.1; ``_`` labels allowed, RFC 8552 §1.1).
 
     Raises:
         UsageError: ``name`` is not a DNS name (empty labels, over-long,
@@ -105,7 +85,7 @@ def query_name(name: str) -> dns.name.Name:
 
 
 def query_type(rdtype: str) -> dns.rdatatype.RdataType:
-    """The record type for ``rdtype`` (one of :data:`SUPPORTED_TYPES`, any case).
+    """The record type for ``rdtype`` (one of :data:`SUPPORTED_TYPES`, any case; RFC 1035 §3.2.2).
 
     Raises:
         UsageError: the type is not one the resolvers look up.
@@ -149,12 +129,8 @@ _UNTRUSTED = (
 )
 
 
-def _text(name: dns.name.Name) -> str:
-    return name.to_text(omit_final_dot=True).lower() or "."
-
-
 class Resolution:
-    """The state of one lookup: what to ask next, and what the replies add up to.
+    """The state of one lookup: what to ask next, and what the replies add up to (RFC 1034 §5.3.3).
 
     Use: ``while (q := r.next_query()) is not None: r.feed(send(q), trusted=...)``;
     on a transport failure call :meth:`give_up`; then read :meth:`answer`.
@@ -171,7 +147,7 @@ class Resolution:
     def __init__(self, name: str, rdtype: str, *, max_chain: int = MAX_CNAME_CHAIN) -> None:
         self.qname = query_name(name)
         plain = _PLAIN_NAME.fullmatch(name) is not None
-        self._name_text = name.lower().rstrip(".") if plain else _text(self.qname)
+        self._name_text = name.lower().rstrip(".") if plain else answer_name(self.qname)
         self.rdtype = query_type(rdtype)
         self._rdtype_text = rdtype.upper()
         self.max_chain = max_chain
@@ -268,7 +244,7 @@ class Resolution:
             if len(alias) != 1:
                 self._finish_failed(
                     Security.INDETERMINATE,
-                    f"{_text(self._current)} has {len(alias)} CNAME records (RFC 2181 §10.1)",
+                    f"{answer_name(self._current)} has {len(alias)} CNAME records (RFC 2181 §10.1)",
                 )
                 return
             target = reply.target(alias[0])
@@ -276,7 +252,7 @@ class Resolution:
             if target == self.qname or target in self._chain:
                 self._finish_failed(
                     Security.INDETERMINATE,
-                    f"CNAME loop: {_text(self._current)} points back to {_text(target)}",
+                    f"CNAME loop: {answer_name(self._current)} points back to {answer_name(target)}",
                 )
                 return
             self._chain.append(target)
@@ -312,7 +288,7 @@ class Resolution:
             security=security,
             ttl=min(self._ttls) if self._ttls else 0,
             nxdomain=nxdomain,
-            cname_chain=tuple(_text(n) for n in self._chain),
+            cname_chain=tuple(answer_name(n) for n in self._chain),
             failed=False,
             why=why,
         )
@@ -322,7 +298,7 @@ class Resolution:
             name=self._name_text,
             rdtype=self._rdtype_text,
             security=combine_security([*self._statuses, security]),
-            cname_chain=tuple(_text(n) for n in self._chain),
+            cname_chain=tuple(answer_name(n) for n in self._chain),
             failed=True,
             why=why,
         )

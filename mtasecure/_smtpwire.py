@@ -35,18 +35,20 @@ else, or a NUL, is an error.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
 
-from mtasecure.errors import MessageSyntaxError, ParseError
+from mtasecure.errors import MessageSyntaxError, ParseError, excerpt
 
 __all__ = [
     "MAX_REPLY_LINES",
     "MAX_REPLY_LINE_OCTETS",
     "MAX_REPLY_OCTETS",
+    "REQUIRETLS_KEYWORD",
     "EhloKeyword",
     "EhloResponse",
     "ProbeOutcome",
@@ -55,7 +57,9 @@ __all__ = [
     "ReplyReader",
     "SmtpReply",
     "StepTiming",
+    "offers_requiretls",
     "parse_ehlo",
+    "parse_ehlo_line",
     "parse_reply",
 ]
 
@@ -72,6 +76,9 @@ _RULE_REPLY = "RFC 5321 §4.2"
 _RULE_CODES = "RFC 5321 §4.2.1"
 _RULE_EHLO = "RFC 5321 §4.1.1.1"
 _RULE_LIMIT = "RFC 5321 §4.5.3.1.5"
+
+REQUIRETLS_KEYWORD = "REQUIRETLS"
+"""The EHLO keyword of the REQUIRETLS extension (RFC 8689 §2 item 2)."""
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _PARAM = re.compile(r"[\x21-\x7e]+\Z")
@@ -292,28 +299,70 @@ def parse_ehlo(reply: SmtpReply) -> EhloResponse:
     return EhloResponse.model_construct(domain=domain, greeting=greeting, keywords=tuple(keywords))
 
 
-def _parse_ehlo_line(line: str, where: str) -> EhloKeyword:
-    # Runs of SP and trailing SP break the grammar but carry no meaning;
-    # tolerating them costs nothing and avoids failing a probe on cosmetics.
-    words = [word for word in line.split(" ") if word]
-    keyword = words[0] if words else ""
-    params = words[1:]
-    if "=" in keyword:
-        # Legacy "AUTH=LOGIN PLAIN": '=' stood where SP belongs.
-        keyword, _, extra = keyword.partition("=")
-        params = [extra, *params] if extra else params
+def parse_ehlo_line(line: str, *, where: str = "EHLO reply") -> EhloKeyword:
+    """Read one ehlo-line, strictly, into its keyword and parameters (RFC 5321 §4.1.1.1).
+
+    The one ``ehlo-line`` grammar of the library: :func:`parse_ehlo` and
+    :func:`mtasecure.requiretls.parse_ehlo_line` both use it.
+
+    Args:
+        line: the text after ``250-`` or ``250 `` of one line of an EHLO reply,
+            other than the first (which carries the server's domain); a
+            trailing CRLF or LF is ignored.
+        where: where the line came from, for the error message.
+
+    Raises:
+        MessageSyntaxError: the line is not ``ehlo-keyword *(SP ehlo-param)``.
+    """
+    keyword, *params = line.rstrip("\r\n").split(" ")
     if not _KEYWORD.match(keyword):
         raise MessageSyntaxError(
-            f"{keyword!r} is not an ehlo-keyword", where=where, rule=_RULE_EHLO
+            f"{excerpt(keyword)!r} is not an ehlo-keyword", where=where, rule=_RULE_EHLO
         )
     for param in params:
         if not _PARAM.match(param):
             raise MessageSyntaxError(
-                f"{param!r} is not an ehlo-param (printable US-ASCII, no SP)",
+                f"{excerpt(param)!r} is not an ehlo-param (printable US-ASCII, no SP)",
                 where=where,
                 rule=_RULE_EHLO,
             )
     return EhloKeyword(keyword.upper(), tuple(params))
+
+
+def _parse_ehlo_line(line: str, where: str) -> EhloKeyword:
+    # Runs of SP and trailing SP break the grammar but carry no meaning;
+    # tolerating them costs nothing and avoids failing a probe on cosmetics.
+    words = [word for word in line.split(" ") if word]
+    if words and "=" in words[0]:
+        # Legacy "AUTH=LOGIN PLAIN": '=' stood where SP belongs.
+        keyword, _, extra = words[0].partition("=")
+        words = [keyword, extra, *words[1:]] if extra else [keyword, *words[1:]]
+    return parse_ehlo_line(" ".join(words), where=where)
+
+
+class _KeywordLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def params(self) -> Sequence[str]: ...
+
+
+def offers_requiretls(keywords: Iterable[_KeywordLike]) -> bool:
+    """Whether EHLO keywords offer the REQUIRETLS extension (RFC 8689 §2 item 2).
+
+    The one place this rule lives: :attr:`ProbeResult.requiretls_offered`,
+    :func:`mtasecure.requiretls.check_ehlo_requiretls` and
+    :meth:`mtasecure.decision.SessionObservation.from_probe` all ask it.
+    The keyword is ``REQUIRETLS`` (upper-cased by the parser, RFC 5321
+    §4.1.1.1) and has no parameters: RFC 8689 §2 defines none, so a
+    ``REQUIRETLS`` line that carries some is not the extension RFC 8689
+    describes, and a REQUIRETLS message is bounced rather than handed to a
+    server whose promise is unclear.
+
+    Args:
+        keywords: the keywords of the EHLO reply sent *after* STARTTLS.
+    """
+    return any(k.name == REQUIRETLS_KEYWORD and not k.params for k in keywords)
 
 
 class ProbeStage(StrEnum):
@@ -329,7 +378,7 @@ class ProbeStage(StrEnum):
 
 
 class ProbeOutcome(StrEnum):
-    """How a STARTTLS probe ended; with :class:`ProbeStage`, where it ended.
+    """How a STARTTLS probe ended (RFC 3207 §4); with :class:`ProbeStage`, where it ended.
 
     Only :attr:`OK` means a TLS session was established and EHLO answered
     inside it. Whether the presented chain is acceptable is not judged here:
@@ -431,7 +480,7 @@ class ProbeResult(BaseModel):
         (RFC 8689 §2), and a sender checks exactly that reply (§4.2.1 step
         5); an offer in the clear does not count.
         """
-        return self.ehlo_tls is not None and self.ehlo_tls.offers("REQUIRETLS")
+        return self.ehlo_tls is not None and offers_requiretls(self.ehlo_tls.keywords)
 
     def seconds(self, stage: ProbeStage) -> float | None:
         """How long ``stage`` took, or ``None`` when it was not reached."""

@@ -17,10 +17,23 @@ generic shape and leaves the per-field rules to the caller.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-from mtasecure.errors import RecordSyntaxError
+from mtasecure._names import MAX_NAME_LENGTH, normalize_host
+from mtasecure.errors import NameSyntaxError, RecordSyntaxError, excerpt
 
-__all__ = ["EXT_NAME", "EXT_VALUE", "MAX_RECORD_LENGTH", "one_field_record", "split_record"]
+__all__ = [
+    "EXT_NAME",
+    "EXT_VALUE",
+    "MAX_RECORD_LENGTH",
+    "one_field_record",
+    "record_owner",
+    "select_one_record",
+    "split_record",
+]
+
+_R = TypeVar("_R")
 
 MAX_RECORD_LENGTH = 8192
 """Longest record text accepted, in characters; far above any real record."""
@@ -34,6 +47,8 @@ _SEP = r"[ \t]*;[ \t]*"  # sep = *WSP ";" *WSP
 
 def one_field_record(version: str, field: str) -> re.Pattern[str]:
     """The usual record shape, ``version; field`` and an optional separator, as one pattern.
+
+    The shape is RFC 8461 §3.1's and RFC 8460 §3's record grammar with one field.
 
     For a parser's fast path: a record this pattern fully matches is one that
     :func:`split_record` would cut into exactly one field, the ``field`` part
@@ -88,7 +103,9 @@ def split_record(text: str, version: str, *, rule: str) -> list[tuple[str, str]]
         name, eq, value = part.partition("=")
         if not eq or not name:
             raise RecordSyntaxError(
-                f"{_short(part)!r} is not of the form name=value", where=f"field {index}", rule=rule
+                f"{excerpt(part)!r} is not of the form name=value",
+                where=f"field {index}",
+                rule=rule,
             )
         fields.append((name, value))
     if not fields:
@@ -96,5 +113,58 @@ def split_record(text: str, version: str, *, rule: str) -> list[tuple[str, str]]
     return fields
 
 
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def record_owner(prefix: str, domain: str) -> str:
+    """The owner name ``<prefix>.<domain>`` of a domain's record (RFC 8461 §3.1, RFC 8460 §3).
+
+    ``_mta-sts`` and ``_smtp._tls`` are not LDH labels, so the whole name
+    cannot go through :func:`~mtasecure._names.normalize_host`; the domain
+    does, and the length of the whole name is checked here (RFC 1035 §2.3.4).
+
+    Args:
+        prefix: the underscore labels, e.g. ``"_mta-sts"``.
+        domain: the policy domain, in any form ``normalize_host`` accepts.
+
+    Raises:
+        NameSyntaxError: ``domain`` is not a host name, or the whole name is
+            longer than :data:`~mtasecure._names.MAX_NAME_LENGTH`.
+    """
+    name = f"{prefix}.{normalize_host(domain)}"
+    if len(name) > MAX_NAME_LENGTH:
+        raise NameSyntaxError(
+            f"{excerpt(name, 40)!r} is longer than {MAX_NAME_LENGTH} octets",
+            rule="RFC 1035 §2.3.4",
+        )
+    return name
+
+
+def select_one_record(texts: Iterable[str], version: str, parse: Callable[[str], _R]) -> _R | None:
+    """The one record among a name's TXT strings, or ``None`` (RFC 8461 §3.1, RFC 8460 §3).
+
+    Both RFCs: strings that do not begin with the version and a separator
+    (``v=STSv1;``, ``v=TLSRPTv1;``; spaces or tabs may precede the ``;``) are
+    discarded; if the number left is not exactly one, or the one left does not
+    parse, the domain publishes no record.
+
+    Args:
+        texts: every TXT record found, each with its strings already joined.
+        version: the exact version field, e.g. ``"v=STSv1"``.
+        parse: the record's parser (raises :class:`RecordSyntaxError`).
+    """
+    keep = _version_then_sep(version)
+    kept = [text for text in texts if isinstance(text, str) and keep(text)]
+    if len(kept) != 1:
+        return None
+    try:
+        return parse(kept[0])
+    except RecordSyntaxError:
+        return None
+
+
+_KEEPERS: dict[str, Callable[[str], re.Match[str] | None]] = {}
+
+
+def _version_then_sep(version: str) -> Callable[[str], re.Match[str] | None]:
+    keep = _KEEPERS.get(version)
+    if keep is None:
+        keep = _KEEPERS[version] = re.compile(rf"{re.escape(version)}[ \t]*;", re.ASCII).match
+    return keep

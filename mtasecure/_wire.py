@@ -52,7 +52,6 @@ FLAG_AD = 0x0020
 FLAG_CD = 0x0010
 _OPCODE_MASK = 0x7800
 _TYPE_OPT = 41
-_TYPE_SOA = 6
 _CLASS_IN = 1
 _DO = 0x8000
 MAX_NAME_WIRE = 255
@@ -93,7 +92,7 @@ def encode_query(
 
 @dataclass(frozen=True, slots=True)
 class WireRecord:
-    """One resource record of a reply, its data left on the wire until asked for."""
+    """One resource record of a reply, its data left on the wire until asked for (RFC 1035 §4.1.3)."""
 
     owner: NameKey
     rdtype: int
@@ -303,7 +302,7 @@ def _read_records(wire: bytes, offset: int, count: int) -> tuple[list[WireRecord
 
 
 def parse_reply(wire: bytes) -> Reply:
-    """Read the parts of a reply a lookup uses (module docstring for the rules).
+    """Read the parts of a reply a lookup uses (RFC 1035 §4.1; module docstring for the rules).
 
     Raises:
         DnsError: the message is malformed.

@@ -54,18 +54,19 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mtasecure._names import match_wildcard, normalize_host, normalize_pattern
+from mtasecure import _smtpwire
+from mtasecure._names import normalize_host, normalize_pattern
 from mtasecure.dane import DanePolicy, DaneState, render_tlsa
 from mtasecure.dnssec import Security
 from mtasecure.errors import ParseError, UsageError
 from mtasecure.requiretls import (
     MessageFlags,
     RequireTlsFailure,
-    check_ehlo_requiretls,
     check_requiretls_hop,
     choose_bounce_failure,
 )
 from mtasecure.results import CheckResult, FailureReason, PolicyType
+from mtasecure.sts._match import pattern_index
 from mtasecure.sts._policy import PolicyMode
 
 __all__ = [
@@ -79,7 +80,6 @@ __all__ = [
     "SessionObservation",
     "SessionOutcome",
     "StsState",
-    "TlsaState",
     "TransportRequirement",
     "Verdict",
     "conclude",
@@ -88,21 +88,8 @@ __all__ = [
 ]
 
 
-class TlsaState(StrEnum):
-    """What the TLSA lookup for one MX found (RFC 7672 §2.2)."""
-
-    USABLE = "usable"
-    """A ``secure`` TLSA RRset with at least one usable record."""
-    UNUSABLE = "unusable"
-    """A ``secure``, non-empty TLSA RRset in which no record is usable."""
-    ABSENT = "absent"
-    """``insecure`` records, an authenticated denial, or no lookup made (insecure MX or address)."""
-    FAILED = "failed"
-    """The lookup failed: an error, ``bogus`` or ``indeterminate`` (RFC 7672 §2.1.1)."""
-
-
 class RequirementKind(StrEnum):
-    """What governs the session to one MX."""
+    """What governs the session to one MX (RFC 7672 §2.2, RFC 8461 §5)."""
 
     DANE = "dane"
     """DANE TLSA records (RFC 7672 §2.2)."""
@@ -117,7 +104,7 @@ class RequirementKind(StrEnum):
 
 
 class Authentication(StrEnum):
-    """How the server certificate must be authenticated for delivery."""
+    """How the server certificate must be authenticated for delivery (RFC 7672 §3, RFC 8461 §4.2)."""
 
     NONE = "none"
     DANE = "dane"
@@ -127,7 +114,7 @@ class Authentication(StrEnum):
 
 
 class Verdict(StrEnum):
-    """What to do with a message no MX accepted."""
+    """What to do with a message no MX accepted (RFC 5321 §4.5.4.1, RFC 8689 §4.2.1)."""
 
     DEFER = "defer"
     """Keep it queued and try again later (RFC 5321 §4.5.4.1)."""
@@ -141,7 +128,10 @@ class MxCandidate(BaseModel):
     Attributes:
         host: the MX host name (normalised on construction).
         preference: the MX preference; lower is tried first (RFC 5321 §5.1).
-        tlsa: what the TLSA lookup found (RFC 7672 §2.2).
+        tlsa: what the TLSA lookup found (RFC 7672 §2.2), as
+            :func:`mtasecure.dane.plan_dane` reports it; ``no-tlsa`` (also
+            when no lookup was made: an insecure MX or an address) and
+            ``insecure`` both mean DANE does not apply.
         tlsa_records: the TLSA records in presentation form, for ``dane``.
         implicit: the domain has no MX record and its own name is the
             server (RFC 5321 §5.1); no MX lookup can have been forged.
@@ -151,7 +141,7 @@ class MxCandidate(BaseModel):
 
     host: str
     preference: int = Field(default=0, ge=0, le=65535)
-    tlsa: TlsaState = TlsaState.ABSENT
+    tlsa: DaneState = DaneState.NO_TLSA
     tlsa_records: tuple[str, ...] = ()
     implicit: bool = False
 
@@ -167,26 +157,14 @@ class MxCandidate(BaseModel):
     def from_dane(
         cls, host: str, preference: int, policy: DanePolicy, *, implicit: bool = False
     ) -> MxCandidate:
-        """The candidate for an MX whose TLSA lookup :func:`mtasecure.dane.plan_dane` judged.
-
-        ``no-tlsa`` and ``insecure`` both mean DANE does not apply (RFC 7672 §2.2).
-        """
+        """The candidate for an MX whose TLSA lookup :func:`mtasecure.dane.plan_dane` judged (RFC 7672 §2.2)."""
         return cls(
             host=host,
             preference=preference,
-            tlsa=_FROM_DANE[policy.state],
+            tlsa=policy.state,
             tlsa_records=tuple(render_tlsa(r) for r in policy.records),
             implicit=implicit,
         )
-
-
-_FROM_DANE = {
-    DaneState.USABLE: TlsaState.USABLE,
-    DaneState.UNUSABLE: TlsaState.UNUSABLE,
-    DaneState.NO_TLSA: TlsaState.ABSENT,
-    DaneState.INSECURE: TlsaState.ABSENT,
-    DaneState.FAILED: TlsaState.FAILED,
-}
 
 
 STS_DISCOVERY_FAILURES = frozenset(
@@ -251,8 +229,12 @@ class StsState(BaseModel):
         return cls(mode=policy.mode, mx=tuple(policy.mx), failure=failure)
 
     def matches(self, host: str) -> bool:
-        """Whether ``host`` (normalised) matches one of the ``mx`` patterns (RFC 8461 §4.1)."""
-        return any(match_wildcard(pattern, host) for pattern in self.mx)
+        """Whether ``host`` matches one of the ``mx`` patterns (RFC 8461 §4.1).
+
+        The same index :meth:`mtasecure.sts.StsPolicy.matches` uses, so the
+        decision and the policy cannot disagree about an MX.
+        """
+        return pattern_index(self.mx).covers(host)
 
 
 class RequireTlsNeeds(BaseModel):
@@ -420,18 +402,18 @@ def _plan_one(
     secure = security is Security.SECURE
     sts_active = sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
     match = sts.matches(mx.host) if sts_active else None
-    tlsa_unusable = secure and mx.tlsa is TlsaState.UNUSABLE
+    tlsa_unusable = secure and mx.tlsa is DaneState.UNUSABLE
     needs = None
     if flags.requiretls_enforced:
         validated = mx.implicit or secure or bool(match)
-        dane = secure and mx.tlsa is TlsaState.USABLE
+        dane = secure and mx.tlsa is DaneState.USABLE
         needs = RequireTlsNeeds(
             mx_validated=validated,
             authentication=Authentication.DANE if dane else Authentication.WEBPKI,
         )
     common = {**base, "requiretls": needs}
 
-    if secure and mx.tlsa is TlsaState.FAILED:
+    if secure and mx.tlsa is DaneState.FAILED:
         return TransportRequirement(
             **common,
             kind=RequirementKind.UNUSABLE,
@@ -439,7 +421,7 @@ def _plan_one(
             policy_type=PolicyType.TLSA,
             detail="TLSA lookup failed: the MX is treated as unreachable (RFC 7672 §2.1.2)",
         )
-    if secure and mx.tlsa is TlsaState.USABLE:
+    if secure and mx.tlsa is DaneState.USABLE:
         return TransportRequirement(
             **common,
             kind=RequirementKind.DANE,
@@ -499,12 +481,12 @@ def _plan_one(
 
 
 def _has_policy(mx: MxCandidate, security: Security, sts: StsState) -> bool:
-    dane = security is Security.SECURE and mx.tlsa is not TlsaState.ABSENT
+    dane = security is Security.SECURE and mx.tlsa.applies
     return dane or sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
 
 
 class SessionObservation(BaseModel):
-    """What one SMTP session to an MX showed, as the caller's MTA or the probe saw it.
+    """What one SMTP session to an MX showed, as the caller's MTA or the probe saw it (RFC 3207 §4).
 
     Attributes:
         host: the MX host name the session was opened to.
@@ -555,7 +537,8 @@ class SessionObservation(BaseModel):
             dane: the :func:`mtasecure.dane.check_dane` result.
 
         REQUIRETLS counts only in the EHLO reply inside TLS and only without
-        parameters (:func:`~mtasecure.requiretls.check_ehlo_requiretls`).
+        parameters: the rule :func:`~mtasecure.requiretls.check_ehlo_requiretls`
+        and the probe's ``requiretls_offered`` share (RFC 8689 §2).
         """
         return _observation_from_probe(probe, webpki=webpki, dane=dane)
 
@@ -586,18 +569,14 @@ class _ProbeLike(Protocol):
 def _observation_from_probe(
     probe: _ProbeLike, *, webpki: CheckResult | None, dane: CheckResult | None
 ) -> SessionObservation:
-    lines = (
-        [" ".join([k.name, *k.params]) for k in probe.ehlo_tls.keywords]
-        if probe.ehlo_tls is not None
-        else []
-    )
+    offered = probe.ehlo_tls is not None and _smtpwire.offers_requiretls(probe.ehlo_tls.keywords)
     return SessionObservation(
         host=probe.host,
         starttls_offered=probe.starttls_offered,
         tls_established=probe.tls_established,
         webpki=webpki,
         dane=dane,
-        requiretls_advertised=probe.tls_established and check_ehlo_requiretls(lines),
+        requiretls_advertised=probe.tls_established and offered,
     )
 
 
@@ -627,7 +606,7 @@ class SessionOutcome(BaseModel):
 
 
 def judge(requirement: TransportRequirement, session: SessionObservation) -> SessionOutcome:
-    """Hold a session against its requirement.
+    """Hold a session against its requirement (RFC 7672 §2.2, RFC 8461 §5, RFC 8689 §4.2.1).
 
     Args:
         requirement: the MX's entry of the :class:`DeliveryPlan`.
@@ -739,7 +718,7 @@ def _certificate_result(
 
 
 class Conclusion(BaseModel):
-    """What to do with a message that no MX took (:func:`conclude`).
+    """What to do with a message that no MX took (:func:`conclude`; RFC 7672 §2.1.1, RFC 8689 §4.2.1).
 
     Attributes:
         verdict: defer or bounce.

@@ -70,6 +70,7 @@ __all__ = [
     "Security",
     "TrustAnchor",
     "TrustCache",
+    "combine_security",
     "parse_trust_anchor",
 ]
 
@@ -85,6 +86,27 @@ class Security(StrEnum):
     """A chain of trust should exist but validation failed (bad, expired or missing signatures)."""
     INDETERMINATE = "indeterminate"
     """No trust anchor covers the name, or no answer could be had to decide."""
+
+
+_STRENGTH = {Security.BOGUS: 0, Security.INDETERMINATE: 1, Security.INSECURE: 2, Security.SECURE: 3}
+
+
+def combine_security(
+    statuses: Iterable[Security], *, default: Security = Security.INDETERMINATE
+) -> Security:
+    """The status of answers that depend on each other: the weakest one (RFC 4035 §5).
+
+    An answer is only as trustworthy as every RRset it rests on (each CNAME
+    link, the A and the AAAA of one host, each step of a chain): bogus <
+    indeterminate < insecure < secure. The one ordering of the library; the
+    stub resolution, the local validator and the MX checks all use it.
+
+    Args:
+        statuses: the statuses to combine.
+        default: the answer when there are none; ``indeterminate`` unless the
+            caller has proven something (RFC 4033 §5).
+    """
+    return min(statuses, key=_STRENGTH.__getitem__, default=default)
 
 
 class DnsAnswer(BaseModel):
@@ -198,7 +220,11 @@ MAX_DELEGATION_DEPTH = 16
 MAX_QUERIES = 64
 """Queries one validation may ask for, all steps together."""
 MAX_CNAME_CHAIN = 8
-"""CNAME records followed from the query name before the answer fails."""
+"""CNAME records followed from the query name; one more fails the answer.
+
+The one limit for every resolver: the local validator here and the stub
+resolution in :mod:`mtasecure._resolution` (RFC 1034 §3.6.2 leaves it open).
+"""
 MAX_RRSIGS_PER_RRSET = 8
 """RRSIG records tried per RRset; the rest are ignored (KeyTrap, CVE-2023-50387)."""
 MAX_KEYS_PER_DNSKEY_SET = 16
@@ -278,7 +304,7 @@ def parse_trust_anchor(text: str) -> TrustAnchor:
         (ds if rrset.rdtype == dns.rdatatype.DS else keys).extend(r.to_text() for r in rrset)
     if zone is None:
         raise ParseError("no DS or DNSKEY record given", rule="RFC 4033 §5")
-    return TrustAnchor(zone=_text(zone), ds=tuple(ds), dnskeys=tuple(keys))
+    return TrustAnchor(zone=answer_name(zone), ds=tuple(ds), dnskeys=tuple(keys))
 
 
 def _split_anchor_line(line: str) -> tuple[str, int, str, str, str]:
@@ -292,8 +318,13 @@ def _split_anchor_line(line: str) -> tuple[str, int, str, str, str]:
     return owner, ttl, "IN", rest[0], " ".join(rest[1:])
 
 
-def _text(name: dns.name.Name) -> str:
-    """A name as DnsAnswer spells it: lower case, no trailing dot, ``.`` for the root."""
+def answer_name(name: dns.name.Name) -> str:
+    """A name as :class:`DnsAnswer` spells it: lower case, no trailing dot, ``.`` for the root.
+
+    DNS names compare case-insensitively (RFC 4343 §2); the stub resolution
+    and the local validator both spell their answers' names with this.
+    Not in ``__all__``: a helper for the package's resolvers.
+    """
     text = name.to_text(omit_final_dot=True).lower()
     return text or "."
 
@@ -343,8 +374,6 @@ class ChainResult(BaseModel):
 
 Query = tuple[dns.name.Name, dns.rdatatype.RdataType]
 """A question the planner wants answered: (owner name, record type)."""
-
-_RANK = {Security.SECURE: 0, Security.INSECURE: 1, Security.INDETERMINATE: 2, Security.BOGUS: 3}
 
 
 class _Bogus(Exception):
@@ -540,7 +569,7 @@ class ChainValidator:
         if self._pending is None:
             raise UsageError("feed_failure() called with no query pending")
         name, rdtype = self._pending
-        self._finish_failed(Security.INDETERMINATE, f"{_text(name)} {rdtype.name}: {why}")
+        self._finish_failed(Security.INDETERMINATE, f"{answer_name(name)} {rdtype.name}: {why}")
 
     def result(self) -> ChainResult:
         """The verdict, once :meth:`next_query` has returned ``None``.
@@ -579,7 +608,7 @@ class ChainValidator:
         self._pending = query
 
     def _finish(self) -> None:
-        worst = max((s for s, _ in self._statuses), key=_RANK.__getitem__, default=Security.SECURE)
+        worst = combine_security((s for s, _ in self._statuses), default=Security.SECURE)
         why = "; ".join(w for s, w in self._statuses if s is not Security.SECURE and w)
         self._result = ChainResult(
             security=worst,
@@ -615,7 +644,9 @@ class ChainValidator:
         while True:
             rcode = response.rcode()
             if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                raise _Stop(f"{_text(asked)} {self._rdtype.name}: server answered {rcode.name}")
+                raise _Stop(
+                    f"{answer_name(asked)} {self._rdtype.name}: server answered {rcode.name}"
+                )
             rrset, sigs = _find(response.answer, current, self._rdtype)
             if rrset is not None:
                 yield from self._check_rrset(rrset, sigs, response)
@@ -624,9 +655,9 @@ class ChainValidator:
                 return
             target = yield from self._redirect(response, current)
             if target is not None:
-                self._chain.append(_text(target))
+                self._chain.append(answer_name(target))
                 if target in seen:
-                    raise _Stop(f"CNAME loop at {_text(target)}")
+                    raise _Stop(f"CNAME loop at {answer_name(target)}")
                 if len(self._chain) > MAX_CNAME_CHAIN:
                     raise _Stop(f"more than MAX_CNAME_CHAIN={MAX_CNAME_CHAIN} CNAMEs")
                 seen.add(target)
@@ -659,11 +690,11 @@ class ChainValidator:
                 target = current.relativize(dname.name).derelativize(cast(DNAME, dname[0]).target)
             except dns.name.NameTooLong as exc:
                 raise _Stop(
-                    f"{_text(current)}: DNAME substitution too long (RFC 6672 §2.2)"
+                    f"{answer_name(current)}: DNAME substitution too long (RFC 6672 §2.2)"
                 ) from exc
             if cname is not None and cast(CNAME, cname[0]).target != target:
                 raise _Bogus(
-                    f"{_text(current)}: CNAME does not follow from the DNAME (RFC 6672 §5.3.3)"
+                    f"{answer_name(current)}: CNAME does not follow from the DNAME (RFC 6672 §5.3.3)"
                 )
             self._cname_ttls.append(self._ttl_cap(dname, dsigs))
             return target
@@ -704,8 +735,8 @@ class ChainValidator:
                 self._note(zone.security, zone.why)
                 return
             raise _Bogus(
-                f"{_text(owner)} {rrset.rdtype.name} has no RRSIG but zone "
-                f"{_text(zone.name)} is signed (RFC 4035 §5.3)"
+                f"{answer_name(owner)} {rrset.rdtype.name} has no RRSIG but zone "
+                f"{answer_name(zone.name)} is signed (RFC 4035 §5.3)"
             )
         signer = max(signers, key=len)
         zone = yield from self._walk(signer)
@@ -714,8 +745,8 @@ class ChainValidator:
             return
         if zone.name != signer:
             raise _Bogus(
-                f"{_text(owner)} {rrset.rdtype.name} is signed by {_text(signer)}, "
-                f"which is no zone under {_text(zone.name)} (RFC 4035 §5.3.1)"
+                f"{answer_name(owner)} {rrset.rdtype.name} is signed by {answer_name(signer)}, "
+                f"which is no zone under {answer_name(zone.name)} (RFC 4035 §5.3.1)"
             )
         sig = self._verify(rrset, sigs, zone)
         if sig.labels < _label_count(owner):
@@ -724,7 +755,7 @@ class ChainValidator:
 
     def _verify(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None, zone: _Zone) -> RRSIG:
         """RFC 4035 §5.3.1-§5.3.3: one RRSIG by one of ``zone``'s keys must verify."""
-        what = f"{_text(rrset.name)} {rrset.rdtype.name}"
+        what = f"{answer_name(rrset.name)} {rrset.rdtype.name}"
         usable = [
             s
             for s in cast(Iterable[RRSIG], sigs or ())
@@ -734,7 +765,7 @@ class ChainValidator:
             and s.labels <= _label_count(rrset.name)
         ][:MAX_RRSIGS_PER_RRSET]
         if not usable:
-            raise _Bogus(f"{what}: no usable RRSIG by {_text(zone.name)} (RFC 4035 §5.3.1)")
+            raise _Bogus(f"{what}: no usable RRSIG by {answer_name(zone.name)} (RFC 4035 §5.3.1)")
         failures: list[str] = []
         for sig in usable:
             for tag, key, single in zone.keys:
@@ -750,7 +781,7 @@ class ChainValidator:
                     continue
                 return sig
             if not any(t == sig.key_tag for t, _, _ in zone.keys):
-                failures.append(f"key {sig.key_tag}: not in {_text(zone.name)} DNSKEY")
+                failures.append(f"key {sig.key_tag}: not in {answer_name(zone.name)} DNSKEY")
         raise _Bogus(f"{what}: {', '.join(failures)} (RFC 4035 §5.3)")
 
     def _check_wildcard(
@@ -772,7 +803,7 @@ class ChainValidator:
         ):
             return
         raise _Bogus(
-            f"{_text(qname)}: wildcard answer without proof that the name does not exist "
+            f"{answer_name(qname)}: wildcard answer without proof that the name does not exist "
             "(RFC 4035 §5.3.4, RFC 5155 §8.8)"
         )
 
@@ -797,22 +828,24 @@ class ChainValidator:
             return
         if not signers:
             raise _Bogus(
-                f"{_text(qname)} {self._rdtype.name}: unsigned denial in signed zone "
-                f"{_text(zone.name)} (RFC 4035 §5.4)"
+                f"{answer_name(qname)} {self._rdtype.name}: unsigned denial in signed zone "
+                f"{answer_name(zone.name)} (RFC 4035 §5.4)"
             )
         if zone.name != max(signers, key=len):
-            raise _Bogus(f"{_text(qname)}: denial signed by a name that is no zone cut")
+            raise _Bogus(f"{answer_name(qname)}: denial signed by a name that is no zone cut")
         denial, why = self._prove(response, zone, qname, self._rdtype)
         if denial is _Denial.INSECURE:
             self._note(Security.INSECURE, why)
         elif (denial is _Denial.NXDOMAIN) != nxdomain:
             raise _Bogus(
-                f"{_text(qname)} {self._rdtype.name}: rcode "
+                f"{answer_name(qname)} {self._rdtype.name}: rcode "
                 f"{'NXDOMAIN' if nxdomain else 'NOERROR'} but the proof shows "
                 f"{denial.value} (RFC 4035 §5.4)"
             )
         elif denial is _Denial.DELEGATION and self._rdtype != dns.rdatatype.DS:
-            raise _Bogus(f"{_text(qname)}: a delegation's NSEC cannot deny {self._rdtype.name}")
+            raise _Bogus(
+                f"{answer_name(qname)}: a delegation's NSEC cannot deny {self._rdtype.name}"
+            )
         else:
             self._check_soa(response, zone)
             self._note(Security.SECURE)
@@ -859,7 +892,7 @@ class ChainValidator:
     ) -> tuple[_Denial, str]:
         """Which denial the signed NSEC/NSEC3 records prove for (qname, rdtype)."""
         nsecs, nsec3s = self._denial_records(response, zone)
-        where = f"{_text(qname)} {rdtype.name}"
+        where = f"{answer_name(qname)} {rdtype.name}"
         if nsecs:
             denial = _prove_nsec(nsecs, zone.name, qname, rdtype)
             if denial is not None:
@@ -893,7 +926,7 @@ class ChainValidator:
         if not target.is_subdomain(self._anchor_name):
             return _Unproven(
                 Security.INDETERMINATE,
-                f"no trust anchor covers {_text(target)} (RFC 4033 §5)",
+                f"no trust anchor covers {answer_name(target)} (RFC 4033 §5)",
             )
         zone = yield from self._anchor_zone()
         cursor = self._anchor_name
@@ -943,7 +976,7 @@ class ChainValidator:
         response = yield (child, dns.rdatatype.DS)
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            raise _Bogus(f"{_text(child)} DS: server answered {rcode.name}")
+            raise _Bogus(f"{answer_name(child)} DS: server answered {rcode.name}")
         ds, sigs = _find(response.answer, child, dns.rdatatype.DS)
         if ds is not None and rcode == dns.rcode.NOERROR:
             self._verify(ds, sigs, zone)
@@ -952,7 +985,7 @@ class ChainValidator:
             if not usable:
                 unusable = _Unproven(
                     Security.INSECURE,
-                    f"{_text(child)}: DS uses no supported algorithm or digest "
+                    f"{answer_name(child)}: DS uses no supported algorithm or digest "
                     "(RFC 4035 §5.2, RFC 6840 §5.2)",
                 )
                 return unusable, ds_ttl
@@ -978,7 +1011,7 @@ class ChainValidator:
         if denial is _Denial.DELEGATION:
             insecure = _Unproven(
                 Security.INSECURE,
-                f"{_text(child)}: signed delegation without DS (RFC 4035 §5.2)",
+                f"{answer_name(child)}: signed delegation without DS (RFC 4035 §5.2)",
             )
             return insecure, ttl
         return denial, ttl
@@ -997,10 +1030,10 @@ class ChainValidator:
         rrset, sigs = _find(response.answer, name, dns.rdatatype.DNSKEY)
         if rrset is None:
             _refuse_referral(response, name, dns.rdatatype.DNSKEY)
-            raise _Bogus(f"{_text(name)}: no DNSKEY RRset (RFC 4035 §5.2)")
+            raise _Bogus(f"{answer_name(name)}: no DNSKEY RRset (RFC 4035 §5.2)")
         if len(rrset) > MAX_KEYS_PER_DNSKEY_SET:
             raise _Bogus(
-                f"{_text(name)}: {len(rrset)} DNSKEYs, more than "
+                f"{answer_name(name)}: {len(rrset)} DNSKEYs, more than "
                 f"MAX_KEYS_PER_DNSKEY_SET={MAX_KEYS_PER_DNSKEY_SET}"
             )
         keys = [
@@ -1015,7 +1048,7 @@ class ChainValidator:
             if entry[1] in anchor_keys or any(_ds_matches(name, entry, d) for d in ds)
         )
         if not trusted:
-            raise _Bogus(f"{_text(name)}: no DNSKEY matches the DS or anchor (RFC 4035 §5.2)")
+            raise _Bogus(f"{answer_name(name)}: no DNSKEY matches the DS or anchor (RFC 4035 §5.2)")
         self._verify(rrset, sigs, _Zone(name, trusted, depth))
         ttl = self._ttl_cap(rrset, sigs)
         return _Zone(name, entries, depth, ttl if ds_ttl is None else min(ttl, ds_ttl))
@@ -1034,7 +1067,7 @@ def _refuse_referral(
     kinds = {r.rdtype for r in response.authority}
     if dns.rdatatype.NS in kinds and dns.rdatatype.SOA not in kinds:
         raise _Stop(
-            f"{_text(qname)} {rdtype.name}: the server sent a referral; ask a recursive "
+            f"{answer_name(qname)} {rdtype.name}: the server sent a referral; ask a recursive "
             "server or one that hosts every zone"
         )
 

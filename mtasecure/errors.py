@@ -133,3 +133,13 @@ class StoreError(TransportError):
 
 class TransportTimeout(TransportError, TimeoutError):
     """A named time limit ran out before the I/O completed."""
+
+
+def excerpt(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters (ending in ``...``), for quoting input in a message.
+
+    Every parser quotes the offending input in its :class:`ParseError` so a
+    reader sees what was wrong; a hostile record or reply can be long, so the
+    quote is bounded. Not in ``__all__``: a helper for this package's messages.
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."

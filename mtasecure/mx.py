@@ -34,7 +34,7 @@ _RULE = "RFC 5321 §5.1"
 
 
 class MxHost(BaseModel):
-    """One mail exchanger: its preference (lower first) and normalised host name."""
+    """One mail exchanger: its preference (lower first) and normalised host name (RFC 5321 §5.1)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -75,7 +75,7 @@ class MxSet(BaseModel):
 
 
 def parse_mx(answer: DnsAnswer) -> MxSet:
-    """The :class:`MxSet` of an MX answer.
+    """The :class:`MxSet` of an MX answer (RFC 5321 §5.1, RFC 7505 null MX).
 
     Args:
         answer: the answer to an MX lookup of the mail domain.

@@ -60,8 +60,9 @@ from typing import Final, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from mtasecure import _smtpwire
 from mtasecure._names import normalize_host
-from mtasecure.errors import MessageSyntaxError, ParseError, UsageError
+from mtasecure.errors import MessageSyntaxError, ParseError, UsageError, excerpt
 
 __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py checks
     "ADDRESS_TAG",
@@ -98,7 +99,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py
     "split_requiretls_tag",
 ]
 
-EHLO_KEYWORD: Final = "REQUIRETLS"
+EHLO_KEYWORD: Final = _smtpwire.REQUIRETLS_KEYWORD
 """The EHLO keyword (RFC 8689 §2 item 2)."""
 MAIL_PARAMETER: Final = "REQUIRETLS"
 """The MAIL FROM parameter, which takes no value (RFC 8689 §2 items 4 and 8)."""
@@ -119,7 +120,6 @@ _RULE_PARAM = "RFC 8689 §2"
 _RULE_FIELD = "RFC 8689 §3"
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*", re.ASCII)
 _ESMTP_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+", re.ASCII)
-_EHLO_PARAM = re.compile(r"[\x21-\x7e]+", re.ASCII)
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+", re.ASCII)
 _WSP = " \t"
 # "No" after optional folding white space, with trailing white space tolerated.
@@ -231,6 +231,8 @@ def render_ehlo_keyword() -> str:
 def parse_ehlo_line(line: str) -> tuple[str, tuple[str, ...]]:
     """Split one ehlo-line into its keyword (upper-cased) and parameters (RFC 5321 §4.1.1.1).
 
+    The library's one ehlo-line grammar (the SMTP probe reads replies with it too).
+
     Args:
         line: the text after ``250-`` or ``250 `` of one line of an EHLO reply,
             other than the first (which carries the server's domain).
@@ -238,45 +240,31 @@ def parse_ehlo_line(line: str) -> tuple[str, tuple[str, ...]]:
     Raises:
         MessageSyntaxError: the line is not ``ehlo-keyword *(SP ehlo-param)``.
     """
-    text = line.rstrip("\r\n")
-    keyword, *params = text.split(" ")
-    if not _KEYWORD.fullmatch(keyword):
-        raise MessageSyntaxError(
-            f"{_short(keyword)!r} is not an EHLO keyword",
-            where="EHLO reply",
-            rule="RFC 5321 §4.1.1.1",
-        )
-    for param in params:
-        if not _EHLO_PARAM.fullmatch(param):
-            raise MessageSyntaxError(
-                f"{_short(param)!r} is not an EHLO parameter",
-                where=f"EHLO keyword {keyword}",
-                rule="RFC 5321 §4.1.1.1",
-            )
-    return keyword.upper(), tuple(params)
+    return _smtpwire.parse_ehlo_line(line)
 
 
 def check_ehlo_requiretls(ehlo_lines: Iterable[str]) -> bool:
     """Whether an EHLO reply offers REQUIRETLS (RFC 8689 §2, §4.2.1 step 5).
 
     The keyword is matched case-insensitively (RFC 5321 §4.1.1.1). It has no
-    parameters (RFC 8689 §7); a ``REQUIRETLS`` line that carries some is not
-    the extension this library knows and does not count, so that a REQUIRETLS
-    message is bounced rather than handed to a server whose promise is unclear.
-    Lines that are not ehlo-lines are skipped.
+    parameters (RFC 8689 §2 item 2 defines none); a ``REQUIRETLS`` line that
+    carries some is not the extension this library knows and does not count,
+    so that a REQUIRETLS message is bounced rather than handed to a server
+    whose promise is unclear. The SMTP probe's ``requiretls_offered`` applies
+    the same rule (one function decides both). Lines that are not ehlo-lines
+    are skipped.
 
     Args:
         ehlo_lines: the ehlo-lines of the reply to the EHLO sent *after* STARTTLS
             (without the ``250-`` prefixes and without the greeting line).
     """
+    keywords = []
     for line in ehlo_lines:
         try:
-            keyword, params = parse_ehlo_line(line)
+            keywords.append(_smtpwire.parse_ehlo_line(line))
         except ParseError:
             continue
-        if keyword == EHLO_KEYWORD and not params:
-            return True
-    return False
+    return _smtpwire.offers_requiretls(keywords)
 
 
 # --- MAIL FROM parameter ------------------------------------------------------
@@ -300,13 +288,13 @@ def parse_mail_parameters(parameters: str | Iterable[str]) -> tuple[tuple[str, s
         keyword, eq, value = word.partition("=")
         if not _KEYWORD.fullmatch(keyword):
             raise MessageSyntaxError(
-                f"{_short(word)!r} is not an ESMTP parameter",
+                f"{excerpt(word)!r} is not an ESMTP parameter",
                 where=f"MAIL parameter {index + 1}",
                 rule="RFC 5321 §4.1.2",
             )
         if eq and not _ESMTP_VALUE.fullmatch(value):
             raise MessageSyntaxError(
-                f"{_short(value)!r} is not an ESMTP parameter value",
+                f"{excerpt(value)!r} is not an ESMTP parameter value",
                 where=f"MAIL parameter {keyword}",
                 rule="RFC 5321 §4.1.2",
             )
@@ -328,7 +316,7 @@ def parse_requiretls_parameter(parameters: str | Iterable[str]) -> bool:
             continue
         if value is not None:
             raise MessageSyntaxError(
-                "REQUIRETLS takes no value", where=f"REQUIRETLS={_short(value)}", rule=_RULE_PARAM
+                "REQUIRETLS takes no value", where=f"REQUIRETLS={excerpt(value)}", rule=_RULE_PARAM
             )
         found += 1
     if found > 1:
@@ -349,7 +337,7 @@ def render_mail_from(reverse_path: str, *, requiretls: bool, parameters: Sequenc
             characters, or a parameter is not an esmtp-param.
     """
     if any(c in reverse_path for c in "<> \t\r\n") or not reverse_path.isprintable():
-        raise UsageError(f"{_short(reverse_path)!r} cannot stand in a reverse-path")
+        raise UsageError(f"{excerpt(reverse_path)!r} cannot stand in a reverse-path")
     words = [f"FROM:<{reverse_path}>"]
     try:
         extra = parse_mail_parameters(parameters)
@@ -424,7 +412,7 @@ def parse_tls_required(value: str) -> TlsRequired:
     """
     if not _TLS_REQUIRED_NO.fullmatch(value):
         raise MessageSyntaxError(
-            f"value {_short(value.strip())!r} is not 'No'", where=HEADER_FIELD, rule=_RULE_FIELD
+            f"value {excerpt(value.strip())!r} is not 'No'", where=HEADER_FIELD, rule=_RULE_FIELD
         )
     return TlsRequired.NO
 
@@ -566,7 +554,7 @@ class FlaggedMessage(BaseModel):
 
 
 def split_requiretls_tag(address: str) -> tuple[str, bool]:
-    """Remove a trailing ``+requiretls`` tag from an address's local part.
+    """Remove a trailing ``+requiretls`` tag from an address's local part (RFC 5233 subaddress form).
 
     The tag is the last ``+``-separated part of a dot-atom local part,
     compared case-insensitively: ``a+RequireTLS@x`` and ``a+b+requiretls@x``
@@ -958,7 +946,3 @@ def _flush(kept: list[str], field: list[str], size: int) -> int:
         return -1
     kept.append(text)
     return size + octets
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mtasecure import decision
+from mtasecure._names import match_wildcard, normalize_host
 from mtasecure.dane import DanePolicy, DaneState, parse_tlsa
 from mtasecure.decision import (
     Authentication,
@@ -19,17 +20,16 @@ from mtasecure.decision import (
     SessionObservation,
     SessionOutcome,
     StsState,
-    TlsaState,
     Verdict,
     conclude,
     judge,
     plan,
 )
 from mtasecure.dnssec import Security
-from mtasecure.errors import UsageError
+from mtasecure.errors import NameSyntaxError, UsageError
 from mtasecure.requiretls import MessageFlags, RequireTlsFailure
 from mtasecure.results import CheckResult, FailureReason
-from mtasecure.sts import PolicyMode
+from mtasecure.sts import PolicyMode, StsPolicy
 
 REQUIRETLS = MessageFlags(requiretls=True)
 GOOD = CheckResult.passed()
@@ -68,7 +68,6 @@ def test_all_is_pinned() -> None:
         "SessionObservation",
         "SessionOutcome",
         "StsState",
-        "TlsaState",
         "TransportRequirement",
         "Verdict",
         "conclude",
@@ -136,7 +135,7 @@ def test_dane_is_not_applied_for_an_insecure_mx_set() -> None:
     result = plan(
         "example.net",
         mx_security=Security.INSECURE,
-        mx=[MxCandidate(host="mx.example.net", tlsa=TlsaState.USABLE, tlsa_records=("3 1 1 ab",))],
+        mx=[MxCandidate(host="mx.example.net", tlsa=DaneState.USABLE, tlsa_records=("3 1 1 ab",))],
     )
     assert result.requirements[0].kind is RequirementKind.OPPORTUNISTIC
 
@@ -146,7 +145,7 @@ def test_dane_requirement_carries_the_tlsa_set_and_policy_type() -> None:
     result = plan(
         "example.net",
         mx_security=Security.SECURE,
-        mx=[MxCandidate(host="mx.example.net", tlsa=TlsaState.USABLE, tlsa_records=records)],
+        mx=[MxCandidate(host="mx.example.net", tlsa=DaneState.USABLE, tlsa_records=records)],
         sts=StsState(mode=PolicyMode.ENFORCE, mx=("mx.example.net",)),
     )
     (requirement,) = result.requirements
@@ -156,21 +155,12 @@ def test_dane_requirement_carries_the_tlsa_set_and_policy_type() -> None:
     assert requirement.policy_type is PolicyType.TLSA
 
 
-@pytest.mark.parametrize(
-    ("state", "tlsa"),
-    [
-        (DaneState.USABLE, TlsaState.USABLE),
-        (DaneState.UNUSABLE, TlsaState.UNUSABLE),
-        (DaneState.NO_TLSA, TlsaState.ABSENT),
-        (DaneState.INSECURE, TlsaState.ABSENT),
-        (DaneState.FAILED, TlsaState.FAILED),
-    ],
-)
-def test_candidate_from_a_dane_policy(state: DaneState, tlsa: TlsaState) -> None:
+@pytest.mark.parametrize("state", list(DaneState))
+def test_candidate_from_a_dane_policy(state: DaneState) -> None:
     records = (parse_tlsa("3 1 1 " + "ab" * 32),) if state is DaneState.USABLE else ()
     policy = DanePolicy(state=state, base_domain="mx.example.net", records=records)
     candidate = MxCandidate.from_dane("mx.example.net", 10, policy)
-    assert candidate.tlsa is tlsa
+    assert candidate.tlsa is state
     assert candidate.tlsa_records == (("3 1 1 " + "ab" * 32,) if records else ())
 
 
@@ -380,7 +370,7 @@ def test_conclude_refuses_a_delivered_message() -> None:
 # --- properties ---------------------------------------------------------------
 
 SECURITY = st.sampled_from(list(Security))
-TLSA = st.sampled_from(list(TlsaState))
+TLSA = st.sampled_from(list(DaneState))
 MODES = st.sampled_from([None, *PolicyMode])
 
 
@@ -394,7 +384,7 @@ MODES = st.sampled_from([None, *PolicyMode])
 )
 def test_invariants(  # noqa: PLR0917 - one argument per table column
     security: Security,
-    tlsa: TlsaState,
+    tlsa: DaneState,
     mode: PolicyMode | None,
     listed: bool,
     requiretls: bool,
@@ -480,3 +470,26 @@ def test_sts_state_of_a_policy_object() -> None:
     assert state.mx == ("*.example.net",)
     assert state.matches("mx.example.net")
     assert not state.matches("example.net")
+
+
+@given(
+    patterns=st.lists(
+        st.sampled_from(["mx.example.net", "*.example.net", "*.b.example.net"]), max_size=3
+    ),
+    host=st.sampled_from(
+        ["mx.example.net", "a.b.example.net", "example.net", "MX.Example.Net.", "x..y"]
+    ),
+)
+def test_sts_state_and_policy_agree_on_mx_coverage(patterns: list[str], host: str) -> None:
+    # RFC 8461 §4.1: the decision must not read a policy's mx list differently from the policy.
+    state = StsState(mode=PolicyMode.ENFORCE, mx=tuple(patterns))
+    policy = StsPolicy(
+        mode=PolicyMode.ENFORCE, mx=tuple(patterns) or ("mx.example.net",), max_age=86400
+    )
+    if patterns:
+        assert state.matches(host) is policy.matches(host)
+    try:
+        normal = [normalize_host(host)]
+    except NameSyntaxError:
+        normal = []  # not a host name: covered by nothing
+    assert state.matches(host) is any(match_wildcard(p, h) for p in state.mx for h in normal)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from mtasecure.dane import DaneState
 from mtasecure.decision import (
     MxCandidate,
     RequirementKind,
     SessionObservation,
     StsState,
-    TlsaState,
     Verdict,
     conclude,
     judge,
@@ -40,7 +40,7 @@ HOST = "mx.example.net"
 DOMAIN = "example.net"
 
 MX_STATES = ("secure", "insecure", "bogus", "indeterminate")
-TLSA_STATES = ("usable", "unusable", "absent", "failed")
+TLSA_STATES = ("usable", "unusable", "no-tlsa", "insecure", "failed")
 STS_STATES = (
     "enforce",
     "enforce-mismatch",
@@ -350,7 +350,7 @@ def run(row: Row) -> dict[str, object]:
         mx_security=Security(row.mx),
         mx=[
             MxCandidate(
-                host=HOST, preference=10, tlsa=TlsaState(row.tlsa), tlsa_records=("3 1 1 aa",)
+                host=HOST, preference=10, tlsa=DaneState(row.tlsa), tlsa_records=("3 1 1 aa",)
             )
         ],
         sts=_sts(row.sts),
@@ -434,7 +434,7 @@ def test_every_rule_is_exercised() -> None:
 
 def test_matrix_size() -> None:
     rows = sum(len(_rows(mx, sts)) for mx, sts in itertools.product(MX_STATES, STS_STATES))
-    assert rows == 4 * 11 * 4 * 3 * 2 * 3 * 3 * 2 == 19008
+    assert rows == 4 * 5 * 11 * 3 * 2 * 3 * 3 * 2 == 23760
 
 
 def test_requirement_kind_values_are_the_issue_spelling() -> None:

@@ -915,6 +915,7 @@ def test_public_names_are_pinned() -> None:
         "Security",
         "TrustAnchor",
         "TrustCache",
+        "combine_security",
         "parse_trust_anchor",
     }
 
@@ -1112,3 +1113,16 @@ def test_replayed_signatures_never_poison_the_trust_cache(
             truth.records,
             truth.nxdomain,
         ), (qname, rdtype)
+
+
+@given(st.lists(st.sampled_from(list(Security)), max_size=6))
+def test_combine_security_is_the_weakest_status(statuses: list[Security]) -> None:
+    # RFC 4035 §5: an answer is as trustworthy as its weakest RRset.
+    order = [Security.BOGUS, Security.INDETERMINATE, Security.INSECURE, Security.SECURE]
+    combined = mod.combine_security(statuses)
+    if not statuses:
+        assert combined is Security.INDETERMINATE
+        assert mod.combine_security(statuses, default=Security.SECURE) is Security.SECURE
+        return
+    assert combined is order[min(order.index(s) for s in statuses)]
+    assert mod.combine_security(statuses, default=Security.SECURE) is combined

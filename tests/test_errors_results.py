@@ -98,3 +98,17 @@ def test_every_exception_is_in_the_drawn_tree() -> None:
     doc = errors.__doc__ or ""
     for name in errors.__all__:
         assert name in doc, f"{name} is missing from the tree in errors.py's docstring"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "quoted"),
+    [
+        ("a" * 60, 60, "a" * 60),  # at the limit: kept whole
+        ("a" * 61, 60, "a" * 57 + "..."),  # one over: cut to exactly the limit
+        ("", 60, ""),
+        ("abcdef", 5, "ab..."),
+    ],
+)
+def test_excerpt_bounds_quoted_input(text: str, limit: int, quoted: str) -> None:
+    assert errors.excerpt(text, limit) == quoted
+    assert len(errors.excerpt(text, limit)) <= limit

@@ -434,3 +434,30 @@ def test_match_never_raises_and_only_passes_on_a_real_match(
     assert result.reason in (None, *FailureReason)
     if result.ok:
         assert any(r.usable for r in records)
+
+
+@pytest.mark.parametrize(
+    ("state", "applies"),
+    [
+        (DaneState.USABLE, True),
+        (DaneState.UNUSABLE, True),  # TLS still mandatory (RFC 7672 §2.2)
+        (DaneState.FAILED, True),  # the MX must not be used (RFC 7672 §2.1.2)
+        (DaneState.NO_TLSA, False),
+        (DaneState.INSECURE, False),  # RFC 6698 §4.1
+    ],
+)
+def test_which_states_make_dane_apply(state: DaneState, applies: bool) -> None:
+    assert state.applies is applies
+
+
+@pytest.mark.parametrize("state", list(DaneState))
+def test_server_name_is_the_tlsa_base_domain_under_dane(state: DaneState) -> None:
+    # RFC 7672 §8.1: SNI carries the TLSA base domain; it differs from the MX
+    # name only after a secure CNAME (§2.2.3).
+    policy = DanePolicy(state=state, base_domain="mx.hosting.example")
+    expected = (
+        "mx.hosting.example"
+        if state in (DaneState.USABLE, DaneState.UNUSABLE)
+        else "mx.example.com"
+    )
+    assert policy.server_name("mx.example.com") == expected

@@ -480,3 +480,11 @@ def test_fast_record_path_agrees_with_the_full_parse(text: str) -> None:
     except RecordSyntaxError as exc:
         fast = str(exc)
     assert fast == full
+
+
+def test_record_name_length_limit() -> None:
+    # RFC 1035 §2.3.4: the whole owner name, "_smtp._tls." included, fits in 253 octets.
+    at_limit = ".".join(["a" * 63] * 3 + ["b" * 50])
+    assert len(record_name(at_limit)) == 253
+    with pytest.raises(NameSyntaxError, match="longer than 253"):
+        record_name(".".join(["a" * 63] * 3 + ["b" * 51]))

@@ -433,3 +433,11 @@ _instants = st.datetimes(
 def test_round_trip_render_then_parse(report: TlsReport) -> None:
     assert parse_report(report.to_json()) == report
     assert parse_report(gzip.compress(report.to_json())) == report
+
+
+def test_count_at_the_i_json_limit_is_accepted() -> None:
+    # RFC 7493 §2.2: 2**53 - 1 is the largest exact integer; one more is refused (BAD above).
+    data = _mutated(["policies", 0, "summary", "total-failure-session-count"], _report.MAX_COUNT)
+    report = parse_report(data)
+    assert report.policies[0].summary.total_failure_session_count == _report.MAX_COUNT
+    assert parse_report(report.to_json()) == report

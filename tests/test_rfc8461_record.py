@@ -240,3 +240,11 @@ def test_split_record_matches_the_separator_grammar(text: str) -> None:
         assert fields is None
     else:
         assert fields == [(name, value) for name, _, value in pairs]
+
+
+def test_record_name_at_the_length_limit() -> None:
+    # RFC 1035 §2.3.4: "_mta-sts." (9 octets) plus a 244-octet domain is exactly 253.
+    at_limit = ".".join(["a" * 63] * 3 + ["b" * 52])
+    assert len(record_name(at_limit)) == 253
+    with pytest.raises(NameSyntaxError, match="longer than 253"):
+        record_name(".".join(["a" * 63] * 3 + ["b" * 53]))

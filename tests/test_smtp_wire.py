@@ -20,9 +20,13 @@ from mtasecure._smtpwire import (
     ProbeStage,
     ReplyReader,
     SmtpReply,
+    offers_requiretls,
     parse_ehlo,
+    parse_ehlo_line,
     parse_reply,
 )
+from mtasecure.requiretls import check_ehlo_requiretls
+from mtasecure.requiretls import parse_ehlo_line as requiretls_parse_ehlo_line
 
 # ---- RFC 5321 §4.2 reply vectors -------------------------------------------
 
@@ -300,3 +304,54 @@ def test_transport_all_is_pinned() -> None:
     assert exported == sorted(exported)
     for name in exported:
         assert getattr(mtasecure.transport, name).__doc__
+
+
+# ---- RFC 8689 §2: one rule for "REQUIRETLS is offered" ----------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "offered"),
+    [
+        ("REQUIRETLS", True),
+        ("requiretls", True),
+        ("REQUIRETLS  ", True),  # trailing SP is cosmetic for the probe
+        ("REQUIRETLS YES", False),  # RFC 8689 §2 item 2: the keyword takes no parameters
+        ("REQUIRETLS=YES", False),  # the legacy '=' form carries a parameter too
+        ("REQUIRETLSX", False),
+    ],
+)
+def test_probe_and_requiretls_module_agree_on_the_offer(line: str, offered: bool) -> None:
+    ehlo = _ehlo("mx.example.com", "SIZE 100", line)
+    result = ProbeResult(
+        host="mx.example.com",
+        address="192.0.2.1",
+        outcome=ProbeOutcome.OK,
+        stage=ProbeStage.QUIT,
+        ehlo_tls=ehlo,
+    )
+    assert result.requiretls_offered is offered
+    assert offers_requiretls(ehlo.keywords) is offered
+    strict = " ".join(line.replace("=", " ").split())
+    assert check_ehlo_requiretls(["SIZE 100", strict]) is offered
+
+
+def test_requiretls_offer_counts_only_after_starttls() -> None:
+    ehlo = _ehlo("mx.example.com", "REQUIRETLS", "STARTTLS")
+    result = ProbeResult(
+        host="mx.example.com",
+        address="192.0.2.1",
+        outcome=ProbeOutcome.OK,
+        stage=ProbeStage.QUIT,
+        ehlo=ehlo,
+    )
+    assert result.starttls_offered
+    assert not result.requiretls_offered
+
+
+def test_strict_ehlo_line_grammar_is_shared() -> None:
+    assert parse_ehlo_line("SIZE 100") == requiretls_parse_ehlo_line("SIZE 100")
+    for bad in ("SIZE  100", "AUTH=PLAIN", "", "-X"):
+        with pytest.raises(MessageSyntaxError, match="ehlo-") as info:
+            parse_ehlo_line(bad, where="EHLO reply line 3")
+        assert info.value.where == "EHLO reply line 3"
+        assert info.value.rule == "RFC 5321 §4.1.1.1"

@@ -23,6 +23,7 @@ from mtasecure.tlsrpt import (
     ResultBatch,
     TlsRptCollector,
     WindowResults,
+    _schedule,
     build_reports,
     parse_report,
 )
@@ -619,3 +620,27 @@ def test_smtp_submitter_timeout_must_be_positive(timeout: float) -> None:
         SmtpSubmitter("127.0.0.1", 587, timeout=timeout)
     with pytest.raises(UsageError, match="starttls is True, False or 'auto'"):
         SmtpSubmitter("127.0.0.1", 587, starttls="yes")
+
+
+def test_default_send_delay_bounds() -> None:
+    # RFC 8460 §4.1: "some delay, perhaps several hours"; the defaults are the bounds.
+    assert timedelta(minutes=5) == _schedule.DEFAULT_MIN_DELAY
+    assert timedelta(hours=4) == _schedule.DEFAULT_MAX_DELAY
+    times = [plan_send_time(DAY1, submitter=f"d{i}.example") for i in range(50)]
+    assert all(
+        DAY1.end + _schedule.DEFAULT_MIN_DELAY <= t <= DAY1.end + _schedule.DEFAULT_MAX_DELAY
+        for t in times
+    )
+    fixed = timedelta(minutes=7)
+    assert plan_send_time(DAY1, submitter="a.example", min_delay=fixed, max_delay=fixed) == (
+        DAY1.end + fixed
+    )
+
+
+@pytest.mark.parametrize(
+    ("min_delay", "max_delay"),
+    [(timedelta(hours=2), timedelta(hours=1)), (timedelta(seconds=-1), timedelta(hours=1))],
+)
+def test_send_delay_bounds_are_checked(min_delay: timedelta, max_delay: timedelta) -> None:
+    with pytest.raises(UsageError, match="min_delay"):
+        plan_send_time(DAY1, submitter="a.example", min_delay=min_delay, max_delay=max_delay)

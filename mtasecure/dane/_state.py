@@ -65,6 +65,14 @@ class DaneState(StrEnum):
     """The lookup failed, or was bogus or indeterminate: the MX MUST NOT be used
     (RFC 7672 §2.1.2)."""
 
+    @property
+    def applies(self) -> bool:
+        """Whether DANE governs the MX, and so takes precedence over MTA-STS (RFC 8461 §2).
+
+        Every state but ``no-tlsa`` and ``insecure`` (RFC 7672 §2.2, RFC 6698 §4.1).
+        """
+        return self not in (DaneState.NO_TLSA, DaneState.INSECURE)
+
 
 class DanePolicy(BaseModel):
     """The DANE requirement for one MX host (RFC 7672 §2.2, §3.2.2).
@@ -97,7 +105,7 @@ class DanePolicy(BaseModel):
     @property
     def applies(self) -> bool:
         """Whether DANE governs this MX, and so takes precedence over MTA-STS (RFC 8461 §2)."""
-        return self.state in (DaneState.USABLE, DaneState.UNUSABLE, DaneState.FAILED)
+        return self.state.applies
 
     @property
     def may_connect(self) -> bool:
@@ -113,6 +121,15 @@ class DanePolicy(BaseModel):
     def requires_authentication(self) -> bool:
         """Whether the TLS peer must match the TLSA records (RFC 7672 §3.2)."""
         return self.state is DaneState.USABLE
+
+    def server_name(self, mx_host: str) -> str:
+        """The SNI to send to this MX (RFC 7672 §8.1).
+
+        Under DANE (TLS required) it is the TLSA base domain, which differs
+        from the MX host name only after a secure CNAME (RFC 7672 §2.2.3);
+        otherwise the MX host name itself.
+        """
+        return self.base_domain if self.requires_tls else mx_host
 
 
 def reference_names(

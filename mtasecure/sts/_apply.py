@@ -44,7 +44,7 @@ __all__ = [
 
 
 class MxTls(StrEnum):
-    """What MTA-STS requires of the session to one MX."""
+    """What MTA-STS requires of the session to one MX (RFC 8461 §4.1, §4.2, §5)."""
 
     NONE = "none"
     """No MTA-STS requirement (no policy, or mode ``none``): opportunistic TLS."""
@@ -77,7 +77,7 @@ class StsMxDecision(BaseModel):
 
 
 class StsDecision(BaseModel):
-    """The MTA-STS verdict for one domain's MX set.
+    """The MTA-STS verdict for one domain's MX set (RFC 8461 §5, §5.1).
 
     Attributes:
         domain: the Policy Domain.

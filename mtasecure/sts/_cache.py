@@ -199,7 +199,7 @@ class TxtState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TxtOutcome:
-    """The result of one ``_mta-sts`` lookup, as the planner reads it.
+    """The result of one ``_mta-sts`` lookup, as the planner reads it (RFC 8461 §3.1, §5.1).
 
     Attributes:
         state: record, absent or failed.
@@ -214,7 +214,7 @@ class TxtOutcome:
 
 
 def txt_expiry(ttl: int, now: datetime) -> datetime:
-    """Until when a TXT answer with ``ttl`` seconds may be reused.
+    """Until when a TXT answer with ``ttl`` seconds may be reused (RFC 1035 §3.2.1 TTL; RFC 8461 §3.1).
 
     The TTL is clamped to :data:`MIN_TXT_TTL`..:data:`MAX_TXT_TTL`, so a zero
     TTL does not send one query per message and a huge one does not hide a
@@ -239,7 +239,7 @@ class FetchFailure:
 
 
 class StepAction(StrEnum):
-    """What the shell does next."""
+    """What the shell does next (RFC 8461 §3.3 fetch, §5.1 refresh)."""
 
     USE_CACHED = "use-cached"
     """Apply :attr:`Step.entry`; nothing to fetch."""
@@ -253,7 +253,7 @@ class StepAction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """The next step of a discovery (the planners' answer).
+    """The next step of a discovery (the planners' answer; RFC 8461 §3.3, §5.1).
 
     Attributes:
         action: what to do.

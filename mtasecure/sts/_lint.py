@@ -20,6 +20,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from mtasecure._names import match_wildcard
+from mtasecure._tagvalue import split_record
 from mtasecure.errors import NameSyntaxError, ParseError, PolicySyntaxError, RecordSyntaxError
 from mtasecure.sts._match import cached_host, cached_pattern
 from mtasecure.sts._policy import (
@@ -55,7 +56,7 @@ _RECORD = "RFC 8461 §3.1"
 
 
 class Severity(StrEnum):
-    """How much a finding matters."""
+    """How much a finding matters (an ERROR breaks RFC 8461 §3.2 or §4.1; a WARNING does not)."""
 
     ERROR = "error"
     """Senders reject the file, or mail to a listed MX will be refused."""
@@ -146,8 +147,9 @@ def lint_record(text: str) -> list[Finding]:
     except RecordSyntaxError as exc:
         return [_syntax(exc)]
     findings: list[Finding] = []
-    names = [part.split("=", 1)[0].strip(" \t") for part in text.split(";")[1:]]
-    for name in dict.fromkeys(n for n in names if n and names.count(n) > 1):
+    # parse_record accepted the text, so the shared splitter cannot fail on it.
+    names = [name for name, _ in split_record(text, RECORD_VERSION, rule=_RECORD)]
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
         findings.append(
             _f(
                 Severity.WARNING,

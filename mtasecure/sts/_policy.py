@@ -76,7 +76,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mtasecure._names import normalize_host, normalize_pattern
 from mtasecure._tagvalue import EXT_NAME
-from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError
+from mtasecure.errors import NameSyntaxError, PolicySyntaxError, UsageError, excerpt
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
 from mtasecure.sts._match import _remember, cached_pattern, pattern_index
 
@@ -318,7 +318,7 @@ def _parse_lines(text: str) -> StsPolicy:
         if kind is None:
             if not sep:
                 if line.strip(_WS):
-                    raise _error(lines, line, f"{_short(line)!r} is not a 'key: value' line")
+                    raise _error(lines, line, f"{excerpt(line)!r} is not a 'key: value' line")
                 continue  # a blank line
             key = key.strip(_WS)
             kind = kind_of(key)
@@ -334,7 +334,7 @@ def _parse_lines(text: str) -> StsPolicy:
                     raise _error(
                         lines,
                         line,
-                        f"max_age {_short(value)!r} is not 1 to {MAX_AGE_DIGITS} ASCII digits",
+                        f"max_age {excerpt(value)!r} is not 1 to {MAX_AGE_DIGITS} ASCII digits",
                     )
                 max_age = min(int(value), MAX_AGE_LIMIT)
         elif kind == _MODE:
@@ -344,12 +344,12 @@ def _parse_lines(text: str) -> StsPolicy:
                     raise _error(
                         lines,
                         line,
-                        f"mode {_short(value.strip(_WS))!r} is not one of enforce, testing, none",
+                        f"mode {excerpt(value.strip(_WS))!r} is not one of enforce, testing, none",
                     )
         elif version is None:
             version = value.strip(_WS)
             if version != POLICY_VERSION:
-                raise _error(lines, line, f"version {_short(version)!r} is not {POLICY_VERSION!r}")
+                raise _error(lines, line, f"version {excerpt(version)!r} is not {POLICY_VERSION!r}")
     if version is None or mode is None or max_age is None:
         missing = [
             key
@@ -453,7 +453,7 @@ def _new_mx_pattern(value: str, lines: list[str], line: str) -> str:
         pattern = cached_pattern(value.strip(_WS))
     except NameSyntaxError as exc:
         raise _error(
-            lines, line, f"mx {_short(value.strip(_WS))!r} is not a host name pattern: {exc}"
+            lines, line, f"mx {excerpt(value.strip(_WS))!r} is not a host name pattern: {exc}"
         ) from exc
     # Only short raw values are remembered: a value padded with 60 KiB of
     # spaces is still a valid pattern, and must not pin 60 KiB in the memo.
@@ -466,7 +466,7 @@ def _add_extension(
     extensions: dict[str, str], key: str, value: str, lines: list[str], line: str
 ) -> None:
     if _ext_name(key) is None:
-        raise _error(lines, line, f"key {_short(key)!r} is not a valid field name")
+        raise _error(lines, line, f"key {excerpt(key)!r} is not a valid field name")
     value = value.strip(_WS)
     bad = _BAD_EXT_VALUE.search(value)
     if bad:
@@ -486,7 +486,3 @@ def _too_big(size: int, unit: str) -> PolicySyntaxError:
         f"policy is {size} {unit} long, more than {MAX_POLICY_BYTES}",
         rule="RFC 8461 §3.3",
     )
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

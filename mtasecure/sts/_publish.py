@@ -124,7 +124,7 @@ def policy_id(policy: StsPolicy, *, now: datetime | None = None) -> str:
 def build_publication(
     domain: str, policy: StsPolicy, *, now: datetime | None = None
 ) -> StsPublication:
-    """Everything to publish for ``policy`` at ``domain``: file, URL, TXT name and value.
+    """Everything to publish for ``policy`` at ``domain``: file, URL, TXT name and value (RFC 8461 §3.1, §3.3).
 
     Args:
         domain: the Policy Domain (U-labels allowed).

@@ -31,15 +31,16 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from mtasecure._names import MAX_NAME_LENGTH, normalize_host
 from mtasecure._tagvalue import (
     EXT_NAME,
     EXT_VALUE,
     MAX_RECORD_LENGTH,
     one_field_record,
+    record_owner,
+    select_one_record,
     split_record,
 )
-from mtasecure.errors import NameSyntaxError, RecordSyntaxError, UsageError
+from mtasecure.errors import RecordSyntaxError, UsageError, excerpt
 from mtasecure.sts._fast import new, set_extra, set_fields_set, set_private
 
 __all__ = [
@@ -59,7 +60,6 @@ MAX_ID_LENGTH = 32
 
 _RULE = "RFC 8461 §3.1"
 _ID = re.compile(r"[A-Za-z0-9]{1,32}", re.ASCII)
-_KEEP = re.compile(r"v=STSv1[ \t]*;", re.ASCII)
 _ext_name = EXT_NAME.fullmatch
 _ext_value = EXT_VALUE.fullmatch
 _id_match = _ID.fullmatch
@@ -115,7 +115,7 @@ def parse_record(text: str) -> StsRecord:
             # 1*32(ALPHA / DIGIT); the text is known to be ASCII, so isalnum is exact
             if not value.isalnum() or len(value) > MAX_ID_LENGTH:
                 raise RecordSyntaxError(
-                    f"id {_short(value)!r} is not 1 to 32 letters and digits",
+                    f"id {excerpt(value, 40)!r} is not 1 to 32 letters and digits",
                     where="field 'id'",
                     rule=_RULE,
                 )
@@ -125,7 +125,7 @@ def parse_record(text: str) -> StsRecord:
             # well-formed sts-extension; only its value is then ignored.
             if _ext_name(name) is None:
                 raise RecordSyntaxError(
-                    f"field name {_short(name)!r} is not a valid extension name",
+                    f"field name {excerpt(name, 40)!r} is not a valid extension name",
                     where=f"field {name!r}",
                     rule=_RULE,
                 )
@@ -170,13 +170,7 @@ def select_record(texts: Iterable[str]) -> StsRecord | None:
     Returns:
         The one valid record, or ``None``.
     """
-    kept = [text for text in texts if isinstance(text, str) and _KEEP.match(text)]
-    if len(kept) != 1:
-        return None
-    try:
-        return parse_record(kept[0])
-    except RecordSyntaxError:
-        return None
+    return select_one_record(texts, RECORD_VERSION, parse_record)
 
 
 def render_record(record_id: str, extensions: Iterable[tuple[str, str]] = ()) -> str:
@@ -209,15 +203,4 @@ def record_name(domain: str) -> str:
     Raises:
         NameSyntaxError: ``domain`` is not a host name.
     """
-    # "_mta-sts" is not an LDH label, so the whole name cannot go through
-    # normalize_host; the domain does, and the length limit is checked here.
-    name = "_mta-sts." + normalize_host(domain)
-    if len(name) > MAX_NAME_LENGTH:
-        raise NameSyntaxError(
-            f"{_short(name)!r} is longer than {MAX_NAME_LENGTH} octets", rule="RFC 1035 §2.3.4"
-        )
-    return name
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return record_owner("_mta-sts", domain)

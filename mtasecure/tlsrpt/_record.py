@@ -46,8 +46,15 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict
 
 from mtasecure._names import normalize_host
-from mtasecure._tagvalue import EXT_NAME, EXT_VALUE, one_field_record, split_record
-from mtasecure.errors import NameSyntaxError, RecordSyntaxError
+from mtasecure._tagvalue import (
+    EXT_NAME,
+    EXT_VALUE,
+    one_field_record,
+    record_owner,
+    select_one_record,
+    split_record,
+)
+from mtasecure.errors import NameSyntaxError, RecordSyntaxError, excerpt
 
 __all__ = [
     "MAX_RECORD_LENGTH",
@@ -113,7 +120,6 @@ _SIMPLE = re.compile(_SIMPLE_URI, re.ASCII)
 _ONE_SIMPLE = one_field_record(VERSION, rf"rua=(?P<uri>{_SIMPLE_URI})")
 _RUA_ONLY = one_field_record(VERSION, r"rua=([^; \t]+)")
 _URI_LIST_SEP = re.compile(r"[ \t]*,[ \t]*", re.ASCII)
-_VERSION_THEN_SEP = re.compile(r"v=TLSRPTv1[ \t]*;", re.ASCII)
 
 # RFC 5322 §3.2.3 dot-atom-text, widened by RFC 6532 §3.2 to UTF-8 (an
 # SMTPUTF8 local part, which RFC 6068 §2 carries percent-encoded).
@@ -176,9 +182,10 @@ def record_name(domain: str) -> str:
         ``_smtp._tls.`` followed by the domain in lower-case A-labels.
 
     Raises:
-        NameSyntaxError: ``domain`` is not a host name.
+        NameSyntaxError: ``domain`` is not a host name, or the whole name is
+            longer than 253 octets (RFC 1035 §2.3.4).
     """
-    return "_smtp._tls." + normalize_host(domain)
+    return record_owner("_smtp._tls", domain)
 
 
 def parse_record(text: str) -> TlsRptRecord:
@@ -231,7 +238,7 @@ def _parse_record_fully(text: str) -> TlsRptRecord:
             _parse_rua(value, index, rua, ignored)
         elif EXT_NAME.fullmatch(name) is None:
             raise RecordSyntaxError(
-                f"field name {_short(name)!r} is not letters, digits, '_', '-' and '.'"
+                f"field name {excerpt(name)!r} is not letters, digits, '_', '-' and '.'"
                 " of at most 32 characters",
                 where=f"field {index}",
                 rule=_RULE,
@@ -265,13 +272,7 @@ def select_record(texts: Iterable[str]) -> TlsRptRecord | None:
         The one record, or ``None`` when there is not exactly one or the one
         left does not parse — meaning "send no report".
     """
-    candidates = [t for t in texts if isinstance(t, str) and _VERSION_THEN_SEP.match(t)]
-    if len(candidates) != 1:
-        return None
-    try:
-        return parse_record(candidates[0])
-    except RecordSyntaxError:
-        return None
+    return select_one_record(texts, VERSION, parse_record)
 
 
 def _parse_rua(value: str, index: int, rua: list[str], ignored: list[SkippedRua]) -> None:
@@ -333,7 +334,7 @@ def _check_uri_fully(uri: str, index: int) -> tuple[str, str | None]:
     match = _URI.fullmatch(uri)
     if match is None:
         raise RecordSyntaxError(
-            f"{_short(uri)!r} is not a URI, or holds an unencoded ',', '!' or ';'",
+            f"{excerpt(uri)!r} is not a URI, or holds an unencoded ',', '!' or ';'",
             where=_where(index),
             rule="RFC 8460 §3, RFC 3986 §3",
         )
@@ -361,7 +362,7 @@ def _mailto_problem(match: re.Match[str]) -> str | None:
         for hfield in query.split("&"):
             name, eq, value = hfield.partition("=")
             if not eq or not _HFIELD.fullmatch(name) or not _HFIELD.fullmatch(value):
-                return f"header field {_short(hfield)!r} is not name=value ({_MAILTO_RULE})"
+                return f"header field {excerpt(hfield)!r} is not name=value ({_MAILTO_RULE})"
     try:
         address = unquote(to, errors="strict")
     except UnicodeDecodeError:
@@ -370,16 +371,16 @@ def _mailto_problem(match: re.Match[str]) -> str | None:
         return f"a mailto URI must name the address reports go to ({_MAILTO_RULE})"
     local, at, domain = address.rpartition("@")
     if not at:
-        return f"{_short(address)!r} is not an address: no '@' ({_MAILTO_RULE})"
+        return f"{excerpt(address)!r} is not an address: no '@' ({_MAILTO_RULE})"
     if not (_DOT_ATOM.fullmatch(local) or _QUOTED.fullmatch(local)):
         return (
-            f"local part {_short(local)!r} is not a dot-atom or quoted-string"
+            f"local part {excerpt(local)!r} is not a dot-atom or quoted-string"
             f" ({_MAILTO_RULE}, RFC 5322 §3.4.1); one address only"
         )
     try:
         normalize_host(domain)
     except NameSyntaxError as exc:
-        return f"address domain {_short(domain)!r}: {exc.message} ({exc.rule})"
+        return f"address domain {excerpt(domain)!r}: {exc.message} ({exc.rule})"
     return None
 
 
@@ -392,7 +393,7 @@ def _https_problem(match: re.Match[str]) -> str | None:
         return f"an https URI must not carry user information ({_RULE}, RFC 9110 §4.2.4)"
     port = match["port"]
     if port and (len(port) > 5 or not 0 < int(port) <= 65535):
-        return f"port {_short(port)} is not 1-65535 ({_HTTPS_RULE})"
+        return f"port {excerpt(port)} is not 1-65535 ({_HTTPS_RULE})"
     try:
         name = unquote(host, errors="strict")
     except UnicodeDecodeError:
@@ -402,9 +403,5 @@ def _https_problem(match: re.Match[str]) -> str | None:
     try:
         normalize_host(name)
     except NameSyntaxError as exc:
-        return f"host {_short(name)!r}: {exc.message} ({exc.rule})"
+        return f"host {excerpt(name)!r}: {exc.message} ({exc.rule})"
     return None
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -51,7 +51,7 @@ def plan_due_windows(
     min_delay: timedelta = DEFAULT_MIN_DELAY,
     max_delay: timedelta = DEFAULT_MAX_DELAY,
 ) -> tuple[tuple[ReportWindow, ...], datetime | None]:
-    """Which windows are due now, and when the next one falls due.
+    """Which windows are due now, and when the next one falls due (RFC 8460 §4.1).
 
     Returns:
         The closed windows whose send time has come (oldest first), and the
