@@ -377,7 +377,7 @@ async def _probe(
 ) -> AddressResult:
     host = requirement.host
     # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1), as check_mx sends it.
-    sni = dane.base_domain if dane is not None and dane.requires_tls else host
+    sni = dane.server_name(host) if dane is not None else host
     result = await client.smtp.probe(sni, address, port=port)
     if result.outcome is ProbeOutcome.CONNECT_FAILED:
         # No session was had, so there is nothing to judge or report: the MX is

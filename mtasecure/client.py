@@ -527,7 +527,7 @@ class MtaSecure(AsyncClosing):
             return MxCheck(detail=f"{host} has no address record", **common)
         # Under DANE the SNI is the TLSA base domain (RFC 7672 §8.1); it differs
         # from the MX name only when a secure CNAME was followed (§2.2.3).
-        sni = policy.base_domain if policy.requires_tls else host
+        sni = policy.server_name(host)
         probes = await asyncio.gather(
             *(self.smtp.probe(sni, address, port=port) for address in addresses)
         )
