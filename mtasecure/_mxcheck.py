@@ -33,6 +33,7 @@ from mtasecure.decision import (
 )
 from mtasecure.dnssec import DnsAnswer, Security, combine_security
 from mtasecure.errors import ParseError
+from mtasecure.mx import MxSet
 from mtasecure.results import CheckResult, FailureReason
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "check_session",
     "judge_check",
     "plan_address_dane",
+    "plan_mx_set_dane",
     "weakest_security",
 ]
 
@@ -191,6 +193,43 @@ def plan_address_dane(
             state=DaneState.INSECURE,
             detail=f"address records of {mx} are insecure: no TLSA lookup, DANE does not "
             "apply (RFC 7672 §2.2.2)",
+            **common,
+        )
+    return None
+
+
+def plan_mx_set_dane(
+    mx_set: MxSet, host: str, *, listed: bool, port: int = 25
+) -> DanePolicy | None:
+    """Decide DANE from the domain's MX answer alone, or ``None`` to go on to the addresses.
+
+    RFC 7672 §2.2.1: a bogus, indeterminate or failed MX lookup means the MX
+    must not be used; an insecure MX RRset that lists ``host`` means DANE
+    does not apply and nothing more is looked up. A secure MX set, or a host
+    it does not list (a configured relay), goes on to
+    :func:`plan_address_dane`.
+
+    Args:
+        mx_set: the next-hop domain's MX set.
+        host: the MX host name (normalised).
+        listed: whether ``mx_set`` lists ``host``.
+        port: the SMTP port.
+    """
+    common = {"base_domain": host, "port": port, "reference_names": (host,)}
+    if mx_set.failed or mx_set.security in (Security.BOGUS, Security.INDETERMINATE):
+        return DanePolicy(
+            state=DaneState.FAILED,
+            reason=FailureReason.DNSSEC_INVALID,
+            detail=f"MX lookup for {mx_set.domain} is {mx_set.security}"
+            f"{': ' + mx_set.why if mx_set.why else ''}; the MX must not be used "
+            "(RFC 7672 §2.2.1)",
+            **common,
+        )
+    if listed and mx_set.security is Security.INSECURE:
+        return DanePolicy(
+            state=DaneState.INSECURE,
+            detail=f"the MX RRset of {mx_set.domain} is insecure: DANE does not apply "
+            "(RFC 7672 §2.2.1)",
             **common,
         )
     return None

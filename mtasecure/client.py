@@ -37,6 +37,7 @@ from mtasecure._mxcheck import (
     check_session,
     judge_check,
     plan_address_dane,
+    plan_mx_set_dane,
     weakest_security,
 )
 from mtasecure._names import normalize_host
@@ -418,7 +419,7 @@ class MtaSecure(AsyncClosing):
         if mx_set is None:
             mx_set = await self.resolve_mx(name)
         listed = any(h.host == host for h in mx_set.hosts)
-        policy = _plan_mx_set_dane(mx_set, host, listed, port)
+        policy = plan_mx_set_dane(mx_set, host, listed=listed, port=port)
         if policy is not None and addresses is None:
             return MxDane(host=host, policy=policy)
         if addresses is None:
@@ -1161,28 +1162,6 @@ def _bounded_set(table: dict[str, Any], key: str, value: Any) -> None:
         for old in list(table)[: MAX_TRACKED_DOMAINS // 10]:
             del table[old]
     table[key] = value
-
-
-def _plan_mx_set_dane(mx_set: MxSet, host: str, listed: bool, port: int) -> DanePolicy | None:
-    """What the domain's MX answer alone says about DANE for ``host`` (RFC 7672 §2.2.1)."""
-    common: dict[str, Any] = {"base_domain": host, "port": port, "reference_names": (host,)}
-    if mx_set.failed or mx_set.security in (Security.BOGUS, Security.INDETERMINATE):
-        return DanePolicy(
-            state=DaneState.FAILED,
-            reason=FailureReason.DNSSEC_INVALID,
-            detail=f"MX lookup for {mx_set.domain} is {mx_set.security}"
-            f"{': ' + mx_set.why if mx_set.why else ''}; the MX must not be used "
-            "(RFC 7672 §2.2.1)",
-            **common,
-        )
-    if listed and mx_set.security is Security.INSECURE:
-        return DanePolicy(
-            state=DaneState.INSECURE,
-            detail=f"the MX RRset of {mx_set.domain} is insecure: DANE does not apply "
-            "(RFC 7672 §2.2.1)",
-            **common,
-        )
-    return None
 
 
 def _report_day(day: date, options: ReportOptions) -> ReportWindow:

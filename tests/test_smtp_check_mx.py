@@ -6,12 +6,19 @@ import pytest
 from cryptography import x509
 
 from mtasecure import FailureReason
-from mtasecure._mxcheck import MxCheck, check_session, plan_address_dane, weakest_security
+from mtasecure._mxcheck import (
+    MxCheck,
+    check_session,
+    plan_address_dane,
+    plan_mx_set_dane,
+    weakest_security,
+)
 from mtasecure.certs import TrustStore
 from mtasecure.client import MtaSecure
 from mtasecure.dane import DaneState, association_data
 from mtasecure.decision import RequirementKind, StsState
 from mtasecure.dnssec import DnsAnswer, Security
+from mtasecure.mx import MxHost, MxSet
 from mtasecure.testing import FakeResolver, FakeSmtp, FrozenClock
 from mtasecure.transport import ProbeOutcome, ProbeResult, ProbeStage
 from tests.pki import NOW
@@ -178,6 +185,45 @@ def test_unreadable_chain_is_a_validation_failure(pki: dict[str, object]) -> Non
     assert failed is not None
     assert failed.state is DaneState.FAILED
     assert weakest_security((answer, bogus)) is Security.BOGUS
+
+
+@pytest.mark.parametrize(
+    ("security", "failed", "listed", "expected"),
+    [
+        # RFC 7672 §2.2.1: a bogus, indeterminate or failed MX answer: the MX must not be used.
+        (Security.BOGUS, False, True, DaneState.FAILED),
+        (Security.INDETERMINATE, False, True, DaneState.FAILED),
+        (Security.SECURE, True, True, DaneState.FAILED),
+        (Security.BOGUS, False, False, DaneState.FAILED),
+        # An insecure MX RRset that lists the host: DANE does not apply, nothing more is asked.
+        (Security.INSECURE, False, True, DaneState.INSECURE),
+        # Go on to the address records: a secure MX set, or a relay the set does not list.
+        (Security.SECURE, False, True, None),
+        (Security.INSECURE, False, False, None),
+    ],
+)
+def test_plan_mx_set_dane_rfc7672_2_2_1(
+    security: Security, failed: bool, listed: bool, expected: DaneState | None
+) -> None:
+    mx_set = MxSet(
+        domain="example.com",
+        hosts=(MxHost(preference=10, host=MX),),
+        security=security,
+        failed=failed,
+        why="expired RRSIG" if security is Security.BOGUS else "",
+    )
+    policy = plan_mx_set_dane(mx_set, MX, listed=listed, port=25)
+    if expected is None:
+        assert policy is None
+        return
+    assert policy is not None
+    assert policy.state is expected
+    assert policy.base_domain == MX
+    if expected is DaneState.FAILED:
+        assert policy.reason is FailureReason.DNSSEC_INVALID
+        assert "must not be used" in policy.detail
+    else:
+        assert policy.reason is None
 
 
 def test_client_exports_the_check_types() -> None:
