@@ -50,9 +50,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from mtasecure import _smtpwire
 from mtasecure._names import normalize_host, normalize_pattern
@@ -86,6 +86,17 @@ __all__ = [
     "judge",
     "plan",
 ]
+
+
+def _host_name(value: str) -> str:
+    try:
+        return normalize_host(value)
+    except ParseError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+HostName = Annotated[str, AfterValidator(_host_name)]
+"""A host name field, normalised by the one normaliser (RFC 5890)."""
 
 
 class RequirementKind(StrEnum):
@@ -139,19 +150,11 @@ class MxCandidate(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    host: str
+    host: HostName
     preference: int = Field(default=0, ge=0, le=65535)
     tlsa: DaneState = DaneState.NO_TLSA
     tlsa_records: tuple[str, ...] = ()
     implicit: bool = False
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        try:
-            return normalize_host(value)
-        except ParseError as exc:
-            raise ValueError(str(exc)) from exc
 
     @classmethod
     def from_dane(
@@ -503,21 +506,13 @@ class SessionObservation(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    host: str
+    host: HostName
     starttls_offered: bool = False
     tls_established: bool = False
     tls_failure: FailureReason | None = None
     webpki: CheckResult | None = None
     dane: CheckResult | None = None
     requiretls_advertised: bool = False
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        try:
-            return normalize_host(value)
-        except ParseError as exc:
-            raise ValueError(str(exc)) from exc
 
     @classmethod
     def from_probe(

@@ -104,6 +104,10 @@ def test_bad_inputs_are_usage_or_validation_errors() -> None:
     with pytest.raises(ValidationError):
         MxCandidate(host="192.0.2.1")
     with pytest.raises(ValidationError):
+        SessionObservation(host="mx..example")
+    assert MxCandidate(host="MX.Example.").host == "mx.example"
+    assert SessionObservation(host="Bücher.example").host == "xn--bcher-kva.example"
+    with pytest.raises(ValidationError):
         MxCandidate(host="mx.example", preference=70000)
     with pytest.raises(ValidationError):
         StsState(mode=PolicyMode.ENFORCE, mx=("mx.*.example",))
