@@ -337,18 +337,8 @@ class TlsRptCollector:
         return ResultBatch(
             batch_id=f"{self._prefix}-{next(self._counter)}",
             window=window,
-            sessions=tuple(
-                SessionCount(policy_domain=d, policy=p, successful=s, failed=f)
-                for (d, p), (s, f) in sessions.items()
-            ),
-            details=tuple(
-                DetailCount(
-                    policy_domain=d,
-                    policy=p,
-                    detail=detail.model_copy(update={"failed_session_count": n}),
-                )
-                for (d, p, detail), n in details.items()
-            ),
+            sessions=_session_counts(sessions),
+            details=_detail_counts(details),
         )
 
 
@@ -369,15 +359,27 @@ def merge_results(window: ReportWindow, parts: list[WindowResults]) -> WindowRes
             )
             details[key] = details.get(key, 0) + d.detail.failed_session_count
     return WindowResults(
-        window=window,
-        sessions=tuple(
-            SessionCount(policy_domain=d, policy=p, successful=s, failed=f)
-            for (d, p), (s, f) in sessions.items()
-        ),
-        details=tuple(
-            DetailCount(
-                policy_domain=d, policy=p, detail=k.model_copy(update={"failed_session_count": n})
-            )
-            for (d, p, k), n in details.items()
-        ),
+        window=window, sessions=_session_counts(sessions), details=_detail_counts(details)
+    )
+
+
+def _session_counts(
+    sessions: dict[tuple[str, ReportPolicy], list[int]],
+) -> tuple[SessionCount, ...]:
+    """``(domain, policy) -> [successful, failed]`` as count rows."""
+    return tuple(
+        SessionCount(policy_domain=d, policy=p, successful=s, failed=f)
+        for (d, p), (s, f) in sessions.items()
+    )
+
+
+def _detail_counts(
+    details: dict[tuple[str, ReportPolicy, FailureDetail], int],
+) -> tuple[DetailCount, ...]:
+    """``(domain, policy, detail with count 0) -> count`` as detail rows carrying the count."""
+    return tuple(
+        DetailCount(
+            policy_domain=d, policy=p, detail=k.model_copy(update={"failed_session_count": n})
+        )
+        for (d, p, k), n in details.items()
     )
