@@ -274,7 +274,7 @@ def _tlsa_candidates(host: str, addresses: tuple[DnsAnswer, ...]) -> tuple[str, 
     they followed is secure at every stage. Intermediate names of the chain
     are never candidates.
     """
-    expanded = {a.final_name for a in addresses if a.records}
+    expanded = {_plain(a.final_name) for a in addresses if a.records}
     if len(expanded) == 1 and host not in expanded:
         return (expanded.pop(), host)
     return (host,)
@@ -282,12 +282,16 @@ def _tlsa_candidates(host: str, addresses: tuple[DnsAnswer, ...]) -> tuple[str, 
 
 def _check_answers(lookups: tuple[DaneLookup, ...], answers: tuple[DnsAnswer, ...]) -> None:
     for lookup, answer in zip(lookups, answers, strict=False):
-        name = answer.name.lower().rstrip(".")
-        if (name, answer.rdtype.upper()) != (lookup.name, lookup.rdtype):
+        if (_plain(answer.name), answer.rdtype.upper()) != (lookup.name, lookup.rdtype):
             raise UsageError(
                 f"expected the answer to {lookup.name} {lookup.rdtype}, "
                 f"got {answer.name} {answer.rdtype}"
             )
+
+
+def _plain(name: str) -> str:
+    # A resolver's names, as the planner's: lower case, no trailing dot.
+    return name.lower().rstrip(".")
 
 
 def _finish(
