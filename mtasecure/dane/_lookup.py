@@ -223,9 +223,10 @@ def plan_dane_lookup(
         port: the SMTP port, for the ``_<port>._tcp`` TLSA name (§2.2.3).
 
     Raises:
-        NameSyntaxError: ``host`` or ``next_hop`` is not a host name.
-        UsageError: an answer is not for the lookup asked at its place, or
-            there are more answers than lookups.
+        NameSyntaxError: ``host`` is not a host name.
+        UsageError: an answer is not for the lookup asked at its place,
+            there are more answers than lookups, or ``next_hop`` is not a
+            host name (found when a TLSA answer is classified).
     """
     host = normalize_host(host)
     answers = tuple(answers)
