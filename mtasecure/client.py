@@ -656,7 +656,8 @@ class MtaSecure(AsyncClosing):
 
         Returns:
             Whether the session was counted (not for report mails, nor under
-            ``TLS-Required: No``, which sets the recipient's policies aside).
+            ``TLS-Required: No``, which sets the recipient's policies aside,
+            nor for an MX left out because the MTA-STS state was unknown).
 
         Raises:
             UsageError: ``domain`` is not a host name, or an ``sts``
