@@ -945,11 +945,24 @@ class MtaSecure(AsyncClosing):
 
         Shorthand for ``(await sts_lookup(domain)).policy``; a ``none``-mode
         policy is returned as it is (RFC 8461 §5 says to treat it as no policy).
+        ``None`` always means no policy: when the state is unknown
+        (:attr:`StsLookup.store_error`) this shorthand raises instead, so that
+        a caller who only reads the policy cannot mistake an unreadable store
+        for a domain without MTA-STS.
 
         Raises:
             NameSyntaxError: ``domain`` is not a host name.
+            StoreError: the policy store could not be read and no policy was
+                fetched: the policy in force is unknown (RFC 8461 §5.1);
+                defer the delivery.
         """
-        return (await self.sts_lookup(domain)).policy
+        lookup = await self.sts_lookup(domain)
+        if lookup.store_error:
+            raise StoreError(
+                f"MTA-STS policy of {lookup.domain} unknown: {lookup.store_error} "
+                "(RFC 8461 §5.1: a cached policy may be in force; defer)"
+            )
+        return lookup.policy
 
     async def sts_lookup(self, domain: str) -> StsLookup:
         """Discover ``domain``'s MTA-STS policy, using and updating the cache (RFC 8461 §3, §5.1).

@@ -677,3 +677,17 @@ async def test_check_output_shows_the_unknown_state_in_one_line() -> None:
     mta_sts = _explanation_json(explanation)["mta_sts"]
     assert isinstance(mta_sts, dict)
     assert mta_sts["store_error"] == "policy store unreachable"
+
+
+async def test_the_sts_policy_shorthand_raises_rather_than_say_no_policy() -> None:
+    store = RaisingCache()
+    store.reads_fail = True
+    clock = FrozenClock(NOW)
+    async with MtaSecure(
+        resolver=_resolver("absent"), http=_http("failed"), clock=clock, cache=store
+    ) as client:
+        with pytest.raises(StoreError, match=r"MTA-STS policy of example\.com unknown: .*§5\.1"):
+            await client.sts_policy(DOMAIN)
+        store.reads_fail = False  # mended, and it holds nothing: now that is no policy
+        clock.advance(STORE_RETRY_DELAY)
+        assert await client.sts_policy(DOMAIN) is None
