@@ -18,26 +18,40 @@ at each concurrency, discovers every domain with:
   looks the A record up with the same aiodns channel and answers nginx's port;
   the test CA as its trust store).
 
-and, as the floor no discovery can go under, ``tls``: asyncio TCP + TLS
-handshakes alone (same context, SNI and hostname check, address known, no DNS,
-no HTTP).
+and, as floors no discovery can go under (address known, no DNS, no HTTP):
+
+* ``tls``: asyncio TCP + TLS handshakes alone (same context, SNI and
+  host-name check);
+* ``threads``: blocking handshakes in a pool of up to four threads (OpenSSL
+  runs without the GIL, so handshakes can use both cores);
+* at concurrency 1, ``openssl s_time -new``: OpenSSL's own C client, one
+  handshake after another (against a second nginx with the same certificate
+  as its default server, since s_time sends no SNI).
+
+For every contender the CPU time of the client process and of the servers
+(nginx, Unbound, Knot: every process this script started) is measured around
+the timed section, so the table shows what one discovery costs the whole
+machine. The last table sets twice postfix-mta-sts-resolver's rate beside the
+fastest handshakes-only floor.
 
 Every implementation must return a policy for every domain, or the run stops.
 Unbound's cache is warmed first, so every implementation sees the same DNS.
-Each concurrency runs ``--rounds`` rounds, the three implementations in a
+Each concurrency runs ``--rounds`` rounds, the contenders in a
 rotating order; rates are the median of the rounds, and ratios the median of
 the per-round ratios (the machine is shared, so load drifts).
 
 Run from the repository root::
 
     /work/venv/bin/python benchmarks/bench_sts_discovery.py [--domains 1000] \\
-        [--concurrency 1 16 64] [--rounds 3] [--peer-python /work/benchvenv/bin/python]
+        [--concurrency 1 16 64] [--rounds 3] [--openssl-seconds 5] \\
+        [--peer-python /work/benchvenv/bin/python]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -45,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,6 +230,137 @@ async def run_tls_floor(
     return time.perf_counter() - start, time.process_time() - cpu, ok
 
 
+async def run_tls_threads(
+    port: int, ca_path: str, domains: list[str], concurrency: int
+) -> tuple[float, float, int]:
+    """Blocking TCP + TLS handshakes in a thread pool: OpenSSL runs without the GIL,
+    so up to two handshakes proceed at once on this machine's two cores."""
+    import concurrent.futures
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca_path)
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ThreadPoolExecutor(min(concurrency, 4))
+    gate = asyncio.Semaphore(concurrency)
+    ok = 0
+
+    def handshake(domain: str) -> None:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=f"mta-sts.{domain}"),
+        ):
+            pass
+
+    async def one(domain: str) -> None:
+        nonlocal ok
+        async with gate:
+            await loop.run_in_executor(pool, handshake, domain)
+        ok += 1
+
+    cpu, start = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(d) for d in domains))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    pool.shutdown()
+    return seconds, cpu, ok
+
+
+@contextlib.contextmanager
+def sni_free_nginx(directory: Path, chain: Path, key: Path) -> Iterator[int]:
+    """A second nginx whose default server has ``chain``: ``openssl s_time`` sends no SNI,
+    and the benchmark's own nginx refuses handshakes without it. Same settings
+    otherwise (one worker, TLS 1.2-1.3, no session cache)."""
+    from tests.integration.servers import free_port, stop_process, wait_for_port
+
+    port = free_port()
+    directory.mkdir()
+    config = directory / "nginx.conf"
+    config.write_text(
+        "worker_processes 1;\n"
+        f"pid {directory / 'nginx.pid'};\n"
+        f"error_log {directory / 'error.log'} warn;\n"
+        "events { worker_connections 1024; }\n"
+        "http {\n  access_log off;\n  ssl_protocols TLSv1.2 TLSv1.3;\n"
+        f"  client_body_temp_path {directory};\n  proxy_temp_path {directory};\n"
+        f"  fastcgi_temp_path {directory};\n  uwsgi_temp_path {directory};\n"
+        f"  scgi_temp_path {directory};\n"
+        f"  server {{\n    listen 127.0.0.1:{port} ssl default_server;\n"
+        f"    ssl_certificate {chain};\n    ssl_certificate_key {key};\n"
+        "    return 200;\n  }\n}\n"
+    )
+    process = subprocess.Popen(
+        [
+            "nginx",
+            "-p",
+            str(directory),
+            "-e",
+            str(directory / "error.log"),
+            "-c",
+            str(config),
+            "-g",
+            "daemon off; user root;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=15, process=process, log=directory / "error.log")
+        yield port
+    finally:
+        stop_process(process)
+
+
+def run_openssl_floor(port: int, ca_path: str, seconds: int) -> tuple[float, float]:
+    """``openssl s_time -new``: OpenSSL's own C client, one handshake after another.
+
+    Returns handshakes per second of wall time and the client's CPU (user +
+    system) per handshake in ms, its certificate chain verified against the
+    test CA.
+    """
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    command = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new"]
+    command += ["-time", str(seconds), "-CAfile", ca_path, "-verify", "1"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    count = int(out.split(" connections in ")[0].split()[-1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return count / wall, cpu / count * 1000
+
+
+def server_pids() -> list[int]:
+    """Every process descended from this one now: nginx, Unbound and Knot."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [os.getpid()]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def servers_cpu(pids: list[int]) -> float:
+    """Seconds of CPU (user + system) the processes ``pids`` have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_postfix(
     args: argparse.Namespace, unbound: int, port: int, ca_path: str, concurrency: int
 ) -> tuple[float, float, int]:
@@ -266,6 +412,37 @@ async def warm_latency(samples: int) -> tuple[float, float]:
     return statistics.median(timings) / 1000, timings[int(len(timings) * 0.99)] / 1000
 
 
+NAMES = ["httpx", "mtasecure", "postfix", "tls", "threads"]
+LABELS = {
+    "httpx": "plain httpx + dnspython",
+    "mtasecure": "mtasecure",
+    "postfix": "postfix-mta-sts-resolver",
+    "tls": "TLS handshakes only (asyncio)",
+    "threads": "TLS handshakes only (threads)",
+}
+
+
+def run_one(  # noqa: PLR0917 - a benchmark's dispatcher
+    name: str,
+    args: argparse.Namespace,
+    unbound: int,
+    port: int,
+    ca: bytes,
+    ca_path: str,
+    domains: list[str],
+    concurrency: int,
+) -> tuple[float, float, int]:
+    if name == "mtasecure":
+        return asyncio.run(run_mtasecure(unbound, port, ca, domains, concurrency))
+    if name == "httpx":
+        return asyncio.run(run_httpx(unbound, port, ca_path, domains, concurrency))
+    if name == "tls":
+        return asyncio.run(run_tls_floor(port, ca_path, domains, concurrency))
+    if name == "threads":
+        return asyncio.run(run_tls_threads(port, ca_path, domains, concurrency))
+    return run_postfix(args, unbound, port, ca_path, concurrency)
+
+
 def driver(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.integration.dnsworld import run_dnsworld
@@ -278,85 +455,106 @@ def driver(args: argparse.Namespace) -> None:
         with (
             run_dnsworld(base / "dns", extra_records={ZONE: records}) as dns_world,
             run_nginxworld(base / "nginx", ZONE, count=args.domains) as web,
+            sni_free_nginx(
+                base / "plain", base / "nginx" / "d0.pem", base / "nginx" / "d0.key"
+            ) as plain_port,
         ):
             unbound = dns_world.unbound[1]
             ca = web.ca.cert_pem.bytes()
             ca_path = str(base / "ca.pem")
             Path(ca_path).write_bytes(ca)
+            servers = server_pids()  # nginx, Unbound, Knot: not the peer's worker
             # Warm Unbound's cache (and nginx) with one untimed pass.
             asyncio.run(run_httpx(unbound, web.port, ca_path, domains, 32))
             rows = []
-            names = ["httpx", "mtasecure", "postfix", "tls"]
+            c_floor: list[tuple[float, float]] = []
             for concurrency in args.concurrency:
-                rates: dict[str, list[float]] = {name: [] for name in names}
-                cpus: dict[str, list[float]] = {name: [] for name in names}
+                rates: dict[str, list[float]] = {name: [] for name in NAMES}
+                cpus: dict[str, list[float]] = {name: [] for name in NAMES}
+                serving: dict[str, list[float]] = {name: [] for name in NAMES}
                 for round_ in range(args.rounds):
                     # Rotate the order each round so load drifts hit everyone.
-                    turn = round_ % len(names)
-                    for name in names[turn:] + names[:turn]:
-                        if name == "mtasecure":
-                            seconds, cpu, ok = asyncio.run(
-                                run_mtasecure(unbound, web.port, ca, domains, concurrency)
-                            )
-                        elif name == "httpx":
-                            seconds, cpu, ok = asyncio.run(
-                                run_httpx(unbound, web.port, ca_path, domains, concurrency)
-                            )
-                        elif name == "tls":
-                            seconds, cpu, ok = asyncio.run(
-                                run_tls_floor(web.port, ca_path, domains, concurrency)
-                            )
-                        else:
-                            seconds, cpu, ok = run_postfix(
-                                args, unbound, web.port, ca_path, concurrency
-                            )
+                    turn = round_ % len(NAMES)
+                    for name in NAMES[turn:] + NAMES[:turn]:
+                        served = servers_cpu(servers)
+                        seconds, cpu, ok = run_one(
+                            name, args, unbound, web.port, ca, ca_path, domains, concurrency
+                        )
+                        served = servers_cpu(servers) - served
                         if ok != len(domains):
                             raise SystemExit(
                                 f"{name}: {ok} of {len(domains)} discoveries succeeded"
                             )
                         rates[name].append(len(domains) / seconds)
                         cpus[name].append(cpu / len(domains) * 1000)
+                        serving[name].append(served / len(domains) * 1000)
+                    if concurrency == 1 and args.openssl_seconds:
+                        c_floor.append(run_openssl_floor(plain_port, ca_path, args.openssl_seconds))
                 results = {name: statistics.median(values) for name, values in rates.items()}
                 cpu_ms = {name: statistics.median(values) for name, values in cpus.items()}
+                server_ms = {name: statistics.median(values) for name, values in serving.items()}
                 ratios = {
-                    "httpx": statistics.median(
-                        m / h for m, h in zip(rates["mtasecure"], rates["httpx"], strict=True)
-                    ),
-                    "postfix": statistics.median(
-                        m / p for m, p in zip(rates["mtasecure"], rates["postfix"], strict=True)
-                    ),
+                    other: statistics.median(
+                        m / h for m, h in zip(rates["mtasecure"], rates[other], strict=True)
+                    )
+                    for other in ("httpx", "postfix")
                 }
-                rows.append((concurrency, results, ratios, cpu_ms))
+                twice = statistics.median(2 * p for p in rates["postfix"])
+                rows.append((concurrency, results, ratios, cpu_ms, server_ms, twice))
                 print(
-                    f"c={concurrency:3d}  httpx {results['httpx']:8.1f}/s  "
-                    f"mtasecure {results['mtasecure']:8.1f}/s  postfix {results['postfix']:8.1f}/s  "
-                    f"TLS only {results['tls']:8.1f}/s   client CPU ms per discovery: "
-                    + "  ".join(f"{name} {cpu_ms[name]:.2f}" for name in names),
+                    f"c={concurrency:3d}  "
+                    + "  ".join(f"{name} {results[name]:7.1f}/s" for name in NAMES)
+                    + "   client CPU ms: "
+                    + "  ".join(f"{name} {cpu_ms[name]:.2f}" for name in NAMES)
+                    + "   server CPU ms: "
+                    + "  ".join(f"{name} {server_ms[name]:.2f}" for name in NAMES),
                     flush=True,
                 )
     median, p99 = asyncio.run(warm_latency(args.samples))
     print()
     print(
-        "| concurrency | plain httpx + dnspython | mtasecure | postfix-mta-sts-resolver "
-        "| TLS handshakes only | mtasecure / httpx | mtasecure / postfix |"
+        "| concurrency | "
+        + " | ".join(LABELS[n] for n in NAMES)
+        + " | mtasecure / httpx | mtasecure / postfix |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for concurrency, r, q, _ in rows:
+    print("|---:" * (len(NAMES) + 3) + "|")
+    for concurrency, r, q, _, _, _ in rows:
         print(
-            f"| {concurrency} | {r['httpx']:.1f}/s | {r['mtasecure']:.1f}/s | {r['postfix']:.1f}/s "
-            f"| {r['tls']:.1f}/s "
-            f"| {q['httpx']:.2f}× | {q['postfix']:.2f}× |"
+            f"| {concurrency} | "
+            + " | ".join(f"{r[n]:.1f}/s" for n in NAMES)
+            + f" | {q['httpx']:.2f}× | {q['postfix']:.2f}× |"
         )
     print()
     print(
-        "| concurrency | plain httpx + dnspython | mtasecure | postfix-mta-sts-resolver "
-        "| TLS handshakes only |"
+        "Client CPU per discovery (or handshake), and in brackets the servers' (nginx + Unbound + Knot):"
     )
-    print("|---:|---:|---:|---:|---:|")
-    for concurrency, _, _, c in rows:
+    print()
+    print("| concurrency | " + " | ".join(LABELS[n] for n in NAMES) + " |")
+    print("|---:" * (len(NAMES) + 1) + "|")
+    for concurrency, _, _, c, srv, _ in rows:
         print(
-            f"| {concurrency} | {c['httpx']:.2f} ms | {c['mtasecure']:.2f} ms "
-            f"| {c['postfix']:.2f} ms | {c['tls']:.2f} ms |"
+            f"| {concurrency} | "
+            + " | ".join(f"{c[n]:.2f} ms ({srv[n]:.2f} ms)" for n in NAMES)
+            + " |"
+        )
+    print()
+    print(
+        "| concurrency | 2 × postfix-mta-sts-resolver | fastest handshakes-only floor | mtasecure |"
+    )
+    print("|---:|---:|---:|---:|")
+    for concurrency, r, _, _, _, twice in rows:
+        print(
+            f"| {concurrency} | {twice:.1f}/s | {max(r['tls'], r['threads']):.1f}/s "
+            f"| {r['mtasecure']:.1f}/s |"
+        )
+    if c_floor:
+        rate = statistics.median(f[0] for f in c_floor)
+        cpu_c = statistics.median(f[1] for f in c_floor)
+        print()
+        print(
+            f"openssl s_time -new (C, one handshake after another): {rate:.1f}/s, "
+            f"client CPU {cpu_c:.2f} ms per handshake ({len(c_floor)} runs of "
+            f"{args.openssl_seconds} s)"
         )
     print()
     print(f"warm-cache sts_policy: median {median:.2f} µs, p99 {p99:.2f} µs ({args.samples} calls)")
@@ -369,6 +567,12 @@ def main() -> None:
     parser.add_argument("--peer-python", default="/work/benchvenv/bin/python")
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--openssl-seconds",
+        type=int,
+        default=5,
+        help="length of each openssl s_time run at concurrency 1 (0: skip)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-concurrency", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--unbound-port", type=int, default=0, help=argparse.SUPPRESS)

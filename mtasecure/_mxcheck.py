@@ -1,11 +1,12 @@
 """Judging one MX: addresses, DANE state and what each probe saw (pure).
 
 The shell (:meth:`mtasecure.client.MtaSecure.check_mx`) looks up the MX host's
-addresses and TLSA records and probes each address; this module decides, from
-what was fetched, whether the TLSA lookup is due (RFC 7672 §2.2.2), what DANE
-requires (:func:`mtasecure.dane.plan_dane`), and judges each session with the
-certificate checks (WebPKI, :func:`mtasecure.certs.check_certificate`) and the
-DANE checks (:func:`mtasecure.dane.check_dane`).
+addresses and TLSA records, as :func:`mtasecure.dane.plan_dane_lookup` plans
+them (RFC 7672 §2.2; :func:`plan_mx_set_dane` and :func:`plan_address_dane`
+are its first two rules, re-exported here), and probes each address; this
+module judges each session with the certificate checks (WebPKI,
+:func:`mtasecure.certs.check_certificate`) and the DANE checks
+(:func:`mtasecure.dane.check_dane`).
 
 The MTA-STS side (RFC 8461 §4, "is this MX allowed, and must its certificate
 be WebPKI-valid?") joins through :func:`mtasecure.decision.plan`: the MX's
@@ -23,7 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from mtasecure._smtpwire import ProbeResult
 from mtasecure.certs import TrustStore, check_certificate
-from mtasecure.dane import DanePolicy, DaneState, check_dane
+from mtasecure.dane import DanePolicy, check_dane
+from mtasecure.dane._lookup import plan_address_dane, plan_mx_set_dane
 from mtasecure.decision import (
     SessionObservation,
     SessionOutcome,
@@ -33,7 +35,6 @@ from mtasecure.decision import (
 )
 from mtasecure.dnssec import DnsAnswer, Security, combine_security
 from mtasecure.errors import ParseError
-from mtasecure.mx import MxSet
 from mtasecure.results import CheckResult, FailureReason
 
 __all__ = [
@@ -147,6 +148,11 @@ class MxDane(BaseModel):
         a: the A answer, when it was looked up.
         aaaa: the AAAA answer, when it was looked up.
         policy: what DANE requires of the host.
+        relay: the host is a configured relay, not one the next hop's MX set
+            lists (RFC 7672 §2.2.2).
+        mx_security: the status that counts as the MX lookup's for the
+            decision: the MX answer's for a listed host, the address
+            answers' for a relay (:class:`mtasecure.dane.DaneStep`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -155,84 +161,13 @@ class MxDane(BaseModel):
     a: DnsAnswer | None = None
     aaaa: DnsAnswer | None = None
     policy: DanePolicy
+    relay: bool = False
+    mx_security: Security = Security.INDETERMINATE
 
 
 def weakest_security(answers: tuple[DnsAnswer, ...]) -> Security:
     """The least trustworthy status among ``answers`` (RFC 4035 §4.3: bogus < indeterminate < insecure < secure)."""
     return combine_security(a.security for a in answers)
-
-
-def plan_address_dane(
-    mx: str, addresses: tuple[DnsAnswer, ...], *, port: int = 25
-) -> DanePolicy | None:
-    """Decide DANE from the address lookups alone, or ``None`` if TLSA must be looked up.
-
-    RFC 7672 §2.2.2: the address records come first; "insecure" address
-    records mean no TLSA lookup (DANE does not apply); a bogus or failed
-    lookup means the MX must not be used (RFC 7672 §2.1.1); no address at all
-    means the MX is unreachable.
-
-    Args:
-        mx: the MX host name (normalised).
-        addresses: the A and AAAA answers for ``mx``.
-        port: the SMTP port (the TLSA base is ``_<port>._tcp.<mx>``).
-    """
-    common = {"base_domain": mx, "port": port, "reference_names": (mx,)}
-    security = weakest_security(addresses)
-    if any(a.failed for a in addresses) or security in (Security.BOGUS, Security.INDETERMINATE):
-        why = "; ".join(a.why for a in addresses if a.why) or str(security)
-        return DanePolicy(
-            state=DaneState.FAILED,
-            reason=FailureReason.DNSSEC_INVALID,
-            detail=f"address lookup for {mx} is {security}: {why}; "
-            "the MX must not be used (RFC 7672 §2.1.1)",
-            **common,
-        )
-    if security is Security.INSECURE:
-        return DanePolicy(
-            state=DaneState.INSECURE,
-            detail=f"address records of {mx} are insecure: no TLSA lookup, DANE does not "
-            "apply (RFC 7672 §2.2.2)",
-            **common,
-        )
-    return None
-
-
-def plan_mx_set_dane(
-    mx_set: MxSet, host: str, *, listed: bool, port: int = 25
-) -> DanePolicy | None:
-    """Decide DANE from the domain's MX answer alone, or ``None`` to go on to the addresses.
-
-    RFC 7672 §2.2.1: a bogus, indeterminate or failed MX lookup means the MX
-    must not be used; an insecure MX RRset that lists ``host`` means DANE
-    does not apply and nothing more is looked up. A secure MX set, or a host
-    it does not list (a configured relay), goes on to
-    :func:`plan_address_dane`.
-
-    Args:
-        mx_set: the next-hop domain's MX set.
-        host: the MX host name (normalised).
-        listed: whether ``mx_set`` lists ``host``.
-        port: the SMTP port.
-    """
-    common = {"base_domain": host, "port": port, "reference_names": (host,)}
-    if mx_set.failed or mx_set.security in (Security.BOGUS, Security.INDETERMINATE):
-        return DanePolicy(
-            state=DaneState.FAILED,
-            reason=FailureReason.DNSSEC_INVALID,
-            detail=f"MX lookup for {mx_set.domain} is {mx_set.security}"
-            f"{': ' + mx_set.why if mx_set.why else ''}; the MX must not be used "
-            "(RFC 7672 §2.2.1)",
-            **common,
-        )
-    if listed and mx_set.security is Security.INSECURE:
-        return DanePolicy(
-            state=DaneState.INSECURE,
-            detail=f"the MX RRset of {mx_set.domain} is insecure: DANE does not apply "
-            "(RFC 7672 §2.2.1)",
-            **common,
-        )
-    return None
 
 
 def check_session(

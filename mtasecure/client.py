@@ -36,13 +36,11 @@ from mtasecure._mxcheck import (
     MxDane,
     check_session,
     judge_check,
-    plan_address_dane,
-    plan_mx_set_dane,
     weakest_security,
 )
 from mtasecure._names import normalize_host
 from mtasecure.certs import TrustStore
-from mtasecure.dane import DanePolicy, DaneState, plan_dane
+from mtasecure.dane import plan_dane_lookup
 from mtasecure.decision import (
     STS_DISCOVERY_FAILURES,
     DeliveryPlan,
@@ -52,7 +50,7 @@ from mtasecure.decision import (
     TransportRequirement,
     plan,
 )
-from mtasecure.dnssec import DnsAnswer, Security
+from mtasecure.dnssec import DnsAnswer
 from mtasecure.errors import DnsError, HttpError, StoreError, TransportError, UsageError
 from mtasecure.mx import MxSet, parse_mx
 from mtasecure.requiretls import MessageFlags
@@ -442,20 +440,21 @@ class MtaSecure(AsyncClosing):
         host = normalize_host(mx)
         if mx_set is None:
             mx_set = await self.resolve_mx(name)
-        listed = any(h.host == host for h in mx_set.hosts)
-        policy = plan_mx_set_dane(mx_set, host, listed=listed, port=port)
-        if policy is not None and addresses is None:
-            return MxDane(host=host, policy=policy)
-        if addresses is None:
-            addresses = await asyncio.gather(
-                self.resolver.resolve(host, "A"), self.resolver.resolve(host, "AAAA")
-            )
-        a, aaaa = addresses
-        policy = policy or plan_address_dane(host, (a, aaaa), port=port)
-        if policy is None:
-            mx_secure = listed and mx_set.security is Security.SECURE
-            policy = await self._plan_tlsa(host, (a, aaaa), mx_secure, name, port)
-        return MxDane(host=host, a=a, aaaa=aaaa, policy=policy)
+        # The core plans each lookup (RFC 7672 §2.2); this only makes them.
+        answers: tuple[DnsAnswer, ...] = addresses or ()
+        step = plan_dane_lookup(host, answers, mx_set=mx_set, next_hop=name, port=port)
+        while step.policy is None:
+            found = [self.resolver.resolve(q.name, q.rdtype) for q in step.lookups]
+            answers += tuple(await asyncio.gather(*found))
+            step = plan_dane_lookup(host, answers, mx_set=mx_set, next_hop=name, port=port)
+        return MxDane(
+            host=host,
+            a=step.a,
+            aaaa=step.aaaa,
+            policy=step.policy,
+            relay=step.relay,
+            mx_security=step.mx_security,
+        )
 
     async def check_mx(
         self,
@@ -514,12 +513,9 @@ class MtaSecure(AsyncClosing):
         policy = dane.policy
         address_security = weakest_security((a, aaaa))
         listed = next((h for h in mx_set.hosts if h.host == host), None)
-        # A host that a working MX set does not list is a configured relay: its
-        # own address records stand in for the MX lookup (RFC 7672 §2.2.2).
-        relay = listed is None and not mx_set.failed
         requirement = plan(
             name,
-            mx_security=address_security if relay else mx_set.security,
+            mx_security=dane.mx_security,
             mx=[
                 MxCandidate.from_dane(
                     host,
@@ -565,31 +561,6 @@ class MtaSecure(AsyncClosing):
             for p in probes
         )
         return MxCheck(checks=checks, **common)
-
-    async def _plan_tlsa(
-        self,
-        host: str,
-        addresses: tuple[DnsAnswer, ...],
-        mx_secure: bool,
-        next_hop: str,
-        port: int,
-    ) -> DanePolicy:
-        """Try the candidate TLSA base domains in order (RFC 7672 §2.2.3).
-
-        When the host is an alias with a secure expansion, the expanded name
-        comes first, then the host name; the first to give a secure TLSA
-        RRset (usable or not), or a failed lookup, decides.
-        """
-        expanded = {a.final_name for a in addresses if a.records}
-        candidates = [*sorted(expanded - {host}), host] if len(expanded) == 1 else [host]
-        policy: DanePolicy | None = None
-        for base in candidates:
-            tlsa = await self.resolver.resolve(f"_{port}._tcp.{base}", "TLSA")
-            policy = plan_dane(tlsa, mx_secure, next_hop=next_hop)
-            if policy.state not in (DaneState.NO_TLSA, DaneState.INSECURE):
-                return policy
-        assert policy is not None  # candidates always holds the host itself
-        return policy
 
     # --- TLS-RPT (RFC 8460): recording sessions, building and sending reports ----
     #

@@ -175,11 +175,43 @@ class DnsAnswer(BaseModel):
 
         Bytes that are not UTF-8 are replaced, so a record parser sees them as
         invalid characters rather than crashing.
+
+        Raises:
+            DnsError: a record is not valid TXT presentation format.
         """
-        return tuple(
-            b"".join(r.strings).decode("utf-8", errors="replace")  # type: ignore[attr-defined]
-            for r in self.rdatas()
-        )
+        texts = []
+        for text in self.records:
+            plain = _plain_txt(text)
+            if plain is None:  # escapes, unquoted strings, odd spacing: the full parser
+                try:
+                    rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, text)
+                except (dns.exception.DNSException, ValueError) as exc:
+                    raise DnsError(f"unreadable TXT record for {self.name}: {exc}") from exc
+                plain = b"".join(rdata.strings).decode("utf-8", errors="replace")  # type: ignore[attr-defined]
+            texts.append(plain)
+        return tuple(texts)
+
+
+_MAX_TXT_STRING = 255
+"""Longest character-string (RFC 1035 §3.3: one length octet)."""
+
+
+def _plain_txt(text: str) -> str | None:
+    """The joined strings of a TXT record written as ``"a" "b"`` with no escapes, or ``None``.
+
+    The common form (dnspython writes every printable-ASCII string this way)
+    needs no tokenizer: without a backslash no string can hold a quote, so
+    the strings are exactly the pieces between the ``" "`` separators. Any
+    other form returns ``None`` for the full presentation-format parser.
+    """
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"' or "\\" in text:
+        return None
+    if not (text.isascii() and text.isprintable()):
+        return None
+    parts = text[1:-1].split('" "')
+    if any('"' in part or len(part) > _MAX_TXT_STRING for part in parts):
+        return None
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------------------

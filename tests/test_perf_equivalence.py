@@ -322,3 +322,92 @@ def test_pattern_index_memo_is_bounded() -> None:
     for patterns in kept:
         assert _match.pattern_index(patterns).covers(patterns[0])
     assert 0 < len(_match._INDEXES) <= _match.INDEX_CACHE_SIZE
+
+
+# --- TXT presentation format -------------------------------------------------------
+
+_txt_piece = st.text(alphabet='ab "\\\t;=09\u00e9\x7f', max_size=8)
+_txt_text = st.one_of(
+    st.lists(_txt_piece, min_size=1, max_size=4).map(lambda ps: " ".join(f'"{p}"' for p in ps)),
+    st.text(alphabet='ab "\\\t;', max_size=12),
+)
+
+
+def _txt_by_dnspython(text: str) -> tuple[str, Any]:
+    """The general path: dnspython's presentation-format parser, then the join."""
+    import dns.exception
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    try:
+        rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, text)
+    except (dns.exception.DNSException, ValueError):
+        return ("DnsError", None)
+    return ("value", (b"".join(rdata.strings).decode("utf-8", errors="replace"),))  # type: ignore[attr-defined]
+
+
+@given(_txt_text)
+@example('"v=STSv1; id=1;"')
+@example('"v=STSv1; " "id=1;"')
+@example('""')
+@example('"a"\t"b"')
+@example('"a" "b')
+@example('"' + "a" * 255 + '"')
+@example('"' + "a" * 256 + '"')
+@example('"a\\"b"')
+@example('"\\195\\169"')
+@example("v=STSv1;")
+def test_txt_strings_quick_path_matches_dnspython(text: str) -> None:
+    from mtasecure.dnssec import DnsAnswer
+    from mtasecure.errors import DnsError
+
+    answer = DnsAnswer(name="_mta-sts.example.com", rdtype="TXT", records=(text,))
+    try:
+        got: tuple[str, Any] = ("value", answer.txt_strings())
+    except DnsError:
+        got = ("DnsError", None)
+    assert got == _txt_by_dnspython(text)
+
+
+# --- URLs of the HTTPS client -------------------------------------------------------
+
+_url_host = st.one_of(
+    st.sampled_from(["mta-sts.example.com", "a", "MTA-STS.Example.com", "-a-.b", "1.2.3.4"]),
+    st.text(alphabet="ab-.0", min_size=1, max_size=8),
+)
+_url_port = st.one_of(
+    st.just(""), st.sampled_from([":443", ":8443", ":0", ":65535", ":65536", ":99999", ":"])
+)
+_url_path = st.one_of(
+    st.just("/.well-known/mta-sts.txt"),
+    st.text(alphabet="/a.~%?=&:@#' \"<>[]\u00e9", max_size=10).map(lambda p: "/" + p),
+    st.just(""),
+)
+
+
+@given(st.sampled_from(["https://", "http://", "HTTPS://"]), _url_host, _url_port, _url_path)
+@example("https://", "mta-sts.example.com", "", "/.well-known/mta-sts.txt")
+@example("https://", "mta-sts.example.com", ":443", "/a?b=c")
+@example("https://", "mta-sts.example.com", ":65536", "/")
+def test_https_url_quick_path_matches_httpx(scheme: str, host: str, port: str, path: str) -> None:
+    import httpx
+
+    from mtasecure.errors import HttpError
+    from mtasecure.transport import http
+
+    url = scheme + host + port + path
+    try:
+        target = httpx.URL(url)
+        general: tuple[str, Any] = (
+            ("value", (target.raw_host.decode("ascii"), target.port, target.raw_path))
+            if target.scheme == "https" and target.host
+            else ("HttpError", None)
+        )
+    except (httpx.InvalidURL, TypeError, ValueError):
+        general = ("HttpError", None)
+    try:
+        got: tuple[str, Any] = ("value", tuple(http._parse_url(url)))
+    except HttpError:
+        got = ("HttpError", None)
+    assert got == general

@@ -3,9 +3,13 @@
 RFC 6698 defines TLSA records, RFC 7671 updates them (DANE-TA chains, digest
 agility), RFC 7672 applies them to SMTP. The flow for one MX host:
 
-1. the shell looks up ``_25._tcp.<mx-host> IN TLSA`` with DNSSEC status;
-2. :func:`plan_dane` turns the answer into a :class:`DanePolicy`
-   (no TLSA / insecure / usable / unusable / failed, RFC 7672 §2.2);
+1. :func:`plan_dane_lookup` names the lookups, in order: the host's A and
+   AAAA records, then ``_25._tcp.<base> IN TLSA`` for each candidate base
+   domain (a secure alias's expansion, then the host; RFC 7672 §2.2.2,
+   §2.2.3); the shell makes them, with DNSSEC status, and feeds them back;
+2. :func:`plan_dane` (which the planner calls) turns a TLSA answer into a
+   :class:`DanePolicy` (no TLSA / insecure / usable / unusable / failed,
+   RFC 7672 §2.2);
 3. after STARTTLS, :func:`check_dane` (or :func:`match_tlsa` directly) judges
    the presented chain.
 
@@ -15,6 +19,13 @@ Everything here is pure: no I/O, time is an argument.
 
 from __future__ import annotations
 
+from mtasecure.dane._lookup import (
+    MAX_DANE_LOOKUPS,
+    MAX_TLSA_CANDIDATES,
+    DaneLookup,
+    DaneStep,
+    plan_dane_lookup,
+)
 from mtasecure.dane._match import DIGEST_PREFERENCE, MAX_TLSA_RECORDS, match_tlsa, select_tlsa
 from mtasecure.dane._record import (
     MAX_TLSA_DATA_LENGTH,
@@ -32,8 +43,12 @@ from mtasecure.dane._state import DanePolicy, DaneState, check_dane, plan_dane, 
 __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py checks
     "CertUsage",
     "DIGEST_PREFERENCE",
+    "DaneLookup",
     "DanePolicy",
     "DaneState",
+    "DaneStep",
+    "MAX_DANE_LOOKUPS",
+    "MAX_TLSA_CANDIDATES",
     "MAX_TLSA_DATA_LENGTH",
     "MAX_TLSA_RECORDS",
     "MatchingType",
@@ -44,6 +59,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted(), as tests/test_exported_members.py
     "match_tlsa",
     "parse_tlsa",
     "plan_dane",
+    "plan_dane_lookup",
     "reference_names",
     "render_tlsa",
     "select_tlsa",

@@ -79,8 +79,9 @@ class DanePolicy(BaseModel):
 
     Attributes:
         state: what the TLSA lookup means (:class:`DaneState`).
-        base_domain: the TLSA base domain (the MX host name; CNAMEs at the
-            ``_25._tcp`` name do not change it, RFC 7672 §2.2.3).
+        base_domain: the TLSA base domain: the MX host name, or its secure
+            CNAME expansion when that had the TLSA records; CNAMEs at the
+            ``_25._tcp`` name do not change it (RFC 7672 §2.2.3).
         port: the port of the TLSA query name.
         records: the usable records, after digest agility (RFC 7671 §9).
         unusable: why each of the other secure records is unusable.

@@ -46,11 +46,12 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
+import re
 import socket
 import ssl
 import urllib.request
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import h11
 import httpcore
@@ -105,6 +106,45 @@ def ssl_context(trust: TrustStore) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=pem)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+class _Target(NamedTuple):
+    """What a request needs of its URL: the host (A-labels or an IP literal), port, path."""
+
+    host: str
+    port: int | None  # None for the default, 443
+    path: bytes  # path and query, as sent in the request line
+
+
+# The URLs this client is usually given (``https://mta-sts.<domain>/...``, TLS-RPT
+# ``rua`` endpoints) are lower-case ASCII host names with a plain path; for them a
+# regular expression gives exactly what httpx's general URL parser would (tests
+# compare the two), at a small fraction of its cost. Anything else is parsed by httpx.
+_PLAIN_URL = re.compile(
+    r"https://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([0-9]{1,5}))?"
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?)"
+)
+
+
+def _parse_url(url: str) -> _Target:
+    """The host, port and request target of an ``https`` URL.
+
+    Raises:
+        HttpError: ``url`` is not a URL, or not an ``https`` URL with a host.
+    """
+    if isinstance(url, str) and (plain := _PLAIN_URL.fullmatch(url)) is not None:
+        host, port, path = plain.groups()
+        if port is None or (number := int(port)) == 443:
+            return _Target(host, None, path.encode("ascii"))
+        if number <= 65535:
+            return _Target(host, number, path.encode("ascii"))
+    try:
+        target = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise HttpError(f"{url!r} is not a URL: {exc}") from exc
+    if target.scheme != "https" or not target.host:
+        raise HttpError(f"{url!r} is not an https URL")
+    return _Target(target.raw_host.decode("ascii"), target.port, target.raw_path)
 
 
 @functools.lru_cache(maxsize=8)
@@ -208,12 +248,7 @@ class HttpsClient(AsyncClosing):
     ) -> HttpResponse:
         if timeout <= 0:
             raise UsageError(f"timeout must be positive, not {timeout}")
-        try:
-            target = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise HttpError(f"{url!r} is not a URL: {exc}") from exc
-        if target.scheme != "https" or not target.host:
-            raise HttpError(f"{url!r} is not an https URL")
+        target = _parse_url(url)
         headers = dict(_HEADERS)
         content = None
         if upload is not None:
@@ -227,7 +262,6 @@ class HttpsClient(AsyncClosing):
                     return await self._via_proxy(
                         self._proxied,
                         url,
-                        target,
                         method=method,
                         headers=headers,
                         content=content,
@@ -263,7 +297,7 @@ class HttpsClient(AsyncClosing):
     async def _direct(
         self,
         url: str,
-        target: httpx.URL,
+        target: _Target,
         *,
         method: str,
         headers: dict[str, str],
@@ -271,7 +305,7 @@ class HttpsClient(AsyncClosing):
         max_bytes: int,
     ) -> HttpResponse:
         """One HTTP/1.1 exchange on a new TLS connection of its own (h11 over asyncio streams)."""
-        host = target.raw_host.decode("ascii")
+        host = target.host
         port = target.port or 443
         reader, writer = await self._connect(host, port)
         try:
@@ -282,7 +316,7 @@ class HttpsClient(AsyncClosing):
             if content is not None:
                 fields.append(("Content-Length", str(len(content))))
             http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES + 1)
-            request = http.send(h11.Request(method=method, target=target.raw_path, headers=fields))
+            request = http.send(h11.Request(method=method, target=target.path, headers=fields))
             if content:
                 request += http.send(h11.Data(data=content))
             request += http.send(h11.EndOfMessage())
@@ -371,7 +405,6 @@ class HttpsClient(AsyncClosing):
     async def _via_proxy(
         client: httpx.AsyncClient,
         url: str,
-        target: httpx.URL,
         *,
         method: str,
         headers: dict[str, str],
@@ -380,7 +413,7 @@ class HttpsClient(AsyncClosing):
         timeout: httpx.Timeout,
     ) -> HttpResponse:
         async with client.stream(
-            method, target, headers=headers, content=content, timeout=timeout
+            method, url, headers=headers, content=content, timeout=timeout
         ) as response:
             body = bytearray()
             truncated = False
