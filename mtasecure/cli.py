@@ -767,7 +767,7 @@ def _write_report(exp: DomainExplanation, w: Callable[[str], object]) -> None:
     if not exp.probed:
         return
     rows = _report_rows(exp)
-    failure = exp.sts.result.reason
+    failure = exp.plan.sts_failure  # what is reported: none for an unknown state
     if failure is not None:
         w(f"TLS-RPT  policy-type sts: discovery failure {failure.value} (RFC 8460 §4.3.2.2)\n")
     for policy_type in sorted({r[0] for r in rows}):

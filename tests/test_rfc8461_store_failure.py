@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtasecure import StoreError, TransportTimeout
-from mtasecure._explain import explain_domain
+from mtasecure._explain import explain_domain, record_explanation
 from mtasecure.cli import _explanation_json, _write_explanation
 from mtasecure.client import MtaSecure, StsLookup, StsSettings
 from mtasecure.dane import DaneState
@@ -703,3 +703,22 @@ async def test_the_sts_policy_shorthand_raises_rather_than_say_no_policy() -> No
         store.reads_fail = False  # mended, and it holds nothing: now that is no policy
         clock.advance(STORE_RETRY_DELAY)
         assert await client.sts_policy(DOMAIN) is None
+
+
+async def test_check_reports_nothing_for_tls_rpt_when_the_state_is_unknown() -> None:
+    store = RaisingCache()
+    store.reads_fail = True
+    async with MtaSecure(
+        resolver=_resolver("present"), http=_http("failed"), clock=FrozenClock(NOW), cache=store
+    ) as client:
+        explanation = await explain_domain(client, DOMAIN, probe=True)
+        assert record_explanation(client, explanation) == 0
+    out = io.StringIO()
+    _write_explanation(explanation, out, "")
+    text = out.getvalue()
+    # The fetch failure is shown as what the lookup saw, but not as something to report.
+    assert "failure sts-policy-fetch-error" in text
+    assert "discovery failure" not in text
+    assert "TLS-RPT  no session to record (no MX was tried)" in text
+    assert explanation.plan.sts_failure is None
+    assert "verdict  message: not delivered (deferred)" in text
