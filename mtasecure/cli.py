@@ -617,9 +617,14 @@ def _write_sts(exp: DomainExplanation, w: Callable[[str], object]) -> None:
     if policy is not None:
         w(f"         policy {policy_url(exp.domain)}: {_describe(policy)}\n")
     result = exp.sts.result
+    if exp.sts.store_error:
+        w(
+            f"         unknown: the policy store could not be read ({exp.sts.store_error}); "
+            "delivery is deferred, not downgraded (RFC 8461 §5.1)\n"
+        )
     if not result.ok and result.reason is not None:
         w(f"         failure {result.reason.value}: {result.detail}\n")
-    elif policy is None and exp.sts_record is not None:
+    elif policy is None and exp.sts_record is not None and not exp.sts.store_error:
         w(f"         no policy: {result.detail or 'none fetched'}\n")
     entry = exp.sts.entry
     if entry is not None:
@@ -727,6 +732,8 @@ def _protection_reason(exp: DomainExplanation) -> str:
         return "the MX lookup failed or is not trustworthy"
     usable = exp.plan.usable
     if not usable:
+        if exp.sts_state.unknown:
+            return "no MX may be used now: the MTA-STS state is unknown; deferred"
         return "no MX may be used"
     kinds = sorted({r.kind.value for r in usable})
     if not exp.protected and all(
@@ -760,7 +767,7 @@ def _write_report(exp: DomainExplanation, w: Callable[[str], object]) -> None:
     if not exp.probed:
         return
     rows = _report_rows(exp)
-    failure = exp.sts.result.reason
+    failure = exp.plan.sts_failure  # what is reported: none for an unknown state
     if failure is not None:
         w(f"TLS-RPT  policy-type sts: discovery failure {failure.value} (RFC 8460 §4.3.2.2)\n")
     for policy_type in sorted({r[0] for r in rows}):
@@ -896,6 +903,7 @@ def _explanation_json(exp: DomainExplanation) -> dict[str, object]:
                 "url": policy_url(exp.domain),
             },
             "failure": _check_json(exp.sts.result) if not exp.sts.result.ok else None,
+            "store_error": exp.sts.store_error or None,
             "cached": None
             if entry is None
             else {

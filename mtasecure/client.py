@@ -25,7 +25,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,6 +84,7 @@ from mtasecure.sts._cache import (
     DEFAULT_REFRESH_JITTER,
     FETCH_RETRY_DELAY,
     MAX_REFRESH_BATCH,
+    STORE_RETRY_DELAY,
 )
 from mtasecure.sts._match import cached_host
 from mtasecure.tlsrpt import (
@@ -166,6 +167,16 @@ class StsSettings(BaseModel):
             policy hosts at non-public addresses (loopback, private,
             link-local...). Off by default so tests can use loopback; turn it
             on for real traffic (the CLI's network commands do).
+        on_store_error: what a lookup does when the persistent policy store
+            (``cache=``) cannot be read for a domain the in-memory front does
+            not hold. ``"defer"`` (the default): unless a policy is fetched in
+            the same lookup, the state is unknown (:attr:`StsLookup.store_error`)
+            and the delivery is deferred — the store may hold a cached
+            ``enforce`` policy that RFC 8461 §5.1 keeps in force, and a local
+            fault must not downgrade it. ``"ignore"``: act as though nothing
+            were stored (the read failure is only logged), so a failed fetch
+            or a missing TXT record means no policy — mail keeps flowing
+            during a store outage, at the price of that downgrade.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -180,6 +191,7 @@ class StsSettings(BaseModel):
     refresh_every: float = Field(default=60.0, gt=0)
     exclude: tuple[str, ...] = ()
     public_only: bool = False
+    on_store_error: Literal["defer", "ignore"] = "defer"
 
 
 class StsLookup(BaseModel):
@@ -194,6 +206,14 @@ class StsLookup(BaseModel):
             ``sts-webpki-invalid``), whether or not a cached policy applies;
             passed otherwise.
         excluded: the domain is on the exclusion list; nothing was looked up.
+        store_error: why the persistent policy store could not be read, when
+            that leaves the policy in force unknown: the store may hold a
+            cached policy (RFC 8461 §5.1 keeps it in force even when the TXT
+            record is gone or the fetch fails) and no policy was fetched in
+            this lookup. ``policy`` is then ``None`` and :attr:`state` is
+            ``unknown``: defer the delivery, never treat it as "no policy".
+            Nothing stored is deleted or overwritten. Empty otherwise (also
+            when a fetch in the same lookup succeeded).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -203,6 +223,7 @@ class StsLookup(BaseModel):
     entry: CachedPolicy | None = None
     result: CheckResult = CheckResult.passed()
     excluded: bool = False
+    store_error: str = ""
 
     @property
     def state(self) -> StsState:
@@ -211,10 +232,13 @@ class StsLookup(BaseModel):
         The policy in force (fresh, or cached after a failed fetch: RFC 8461
         §3.3, §5.1) with the discovery failure to report (RFC 8460
         §4.3.2.2); no policy, with the failure, when nothing valid is cached;
-        no policy and nothing to report for an excluded domain.
+        no policy and nothing to report for an excluded domain; ``unknown``
+        (deferred, nothing to report) when :attr:`store_error` is set.
         """
         if self.excluded:
             return StsState()
+        if self.store_error:
+            return StsState(unknown=True)
         reason = self.result.reason
         failure = reason if reason in STS_DISCOVERY_FAILURES else None
         if self.policy is None:
@@ -603,7 +627,8 @@ class MtaSecure(AsyncClosing):
 
         Returns:
             Whether the session was counted (not for report mails, nor under
-            ``TLS-Required: No``, which sets the recipient's policies aside).
+            ``TLS-Required: No``, which sets the recipient's policies aside,
+            nor for an MX left out because the MTA-STS state was unknown).
 
         Raises:
             UsageError: ``domain`` is not a host name, or an ``sts``
@@ -891,11 +916,24 @@ class MtaSecure(AsyncClosing):
 
         Shorthand for ``(await sts_lookup(domain)).policy``; a ``none``-mode
         policy is returned as it is (RFC 8461 §5 says to treat it as no policy).
+        ``None`` always means no policy: when the state is unknown
+        (:attr:`StsLookup.store_error`) this shorthand raises instead, so that
+        a caller who only reads the policy cannot mistake an unreadable store
+        for a domain without MTA-STS.
 
         Raises:
             NameSyntaxError: ``domain`` is not a host name.
+            StoreError: the policy store could not be read and no policy was
+                fetched: the policy in force is unknown (RFC 8461 §5.1);
+                defer the delivery.
         """
-        return (await self.sts_lookup(domain)).policy
+        lookup = await self.sts_lookup(domain)
+        if lookup.store_error:
+            raise StoreError(
+                f"MTA-STS policy of {lookup.domain} unknown: {lookup.store_error} "
+                "(RFC 8461 §5.1: a cached policy may be in force; defer)"
+            )
+        return lookup.policy
 
     async def sts_lookup(self, domain: str) -> StsLookup:
         """Discover ``domain``'s MTA-STS policy, using and updating the cache (RFC 8461 §3, §5.1).
@@ -904,7 +942,11 @@ class MtaSecure(AsyncClosing):
         for as long as that answer carries the same id and the refresh
         interval has not passed; only then is anything looked up or fetched.
         Concurrent calls for one domain share one lookup and one fetch. A
-        failed lookup or fetch never drops a valid cached policy.
+        failed lookup or fetch never drops a valid cached policy. When the
+        persistent store cannot be read and no policy is fetched, the answer
+        is unknown (:attr:`StsLookup.store_error`; see
+        :attr:`StsSettings.on_store_error`), reused for at most
+        ``STORE_RETRY_DELAY`` (10 s) before the store is read again.
 
         Raises:
             NameSyntaxError: ``domain`` is not a host name.
@@ -929,13 +971,21 @@ class MtaSecure(AsyncClosing):
         """Per MX of ``domain``, whether it may be used and what TLS it needs (RFC 8461 §4, §5).
 
         See :func:`mtasecure.sts.apply_policy`; an excluded domain is judged as
-        having no policy.
+        having no policy. When the policy state is unknown (the policy store
+        could not be read, :attr:`StsLookup.store_error`), no MX is usable and
+        :attr:`~mtasecure.sts.StsDecision.store_error` says why: defer.
 
         Raises:
             NameSyntaxError: ``domain`` is not a host name.
         """
         lookup = await self.sts_lookup(domain)
-        return apply_policy(lookup.domain, lookup.policy, mx_hosts, failure=lookup.result)
+        return apply_policy(
+            lookup.domain,
+            lookup.policy,
+            mx_hosts,
+            failure=lookup.result,
+            store_error=lookup.store_error,
+        )
 
     async def refresh_sts_policies(self) -> tuple[str, ...]:
         """Run one proactive refresh round (RFC 8461 §3.3, §10.2); return the domains refreshed.
@@ -1010,7 +1060,8 @@ class MtaSecure(AsyncClosing):
         if force or txt is None or not (txt.expires_at is not None and now < txt.expires_at):
             txt = await self._lookup_txt(key, now)
             _bounded_set(self._txt, key, txt)
-        cached = await self._cached(key)
+        cached, store_error = await self._cached(key)
+        store_failed = bool(store_error) and settings.on_store_error == "defer"
         step = plan_refresh(
             cached,
             txt,
@@ -1018,6 +1069,7 @@ class MtaSecure(AsyncClosing):
             failure=self._failures.get(key),
             refresh_interval=settings.refresh_interval,
             force=force,
+            store_failed=store_failed,
         )
         if step.drop:
             await self._drop(key)
@@ -1026,7 +1078,9 @@ class MtaSecure(AsyncClosing):
             assert fetch_id is not None
             outcome = await self._fetch(key)
             now = self.clock.now()
-            step = plan_after_fetch(key, step.entry, fetch_id, outcome, now)
+            step = plan_after_fetch(
+                key, step.entry, fetch_id, outcome, now, store_failed=store_failed
+            )
             if isinstance(outcome, CheckResult):
                 _bounded_set(self._failures, key, FetchFailure(fetch_id, now, step.result))
             else:
@@ -1036,20 +1090,33 @@ class MtaSecure(AsyncClosing):
                 await self._store(step.entry)
             elif step.drop:
                 await self._drop(key)
-        entry = step.entry if step.action is not StepAction.NO_POLICY else None
+        entry = step.entry if step.action in (StepAction.USE_CACHED, StepAction.STORE) else None
+        unknown = step.action is StepAction.UNKNOWN
+        if unknown:
+            _log.warning("MTA-STS state of %s unknown, deferring: %s", key, store_error)
         lookup = StsLookup(
             domain=key,
             policy=entry.policy if entry is not None else None,
             entry=entry,
             result=step.result,
+            store_error=store_error if unknown else "",
         )
-        _bounded_set(self._answers, key, (self._fresh_until(key, txt, entry, now), lookup))
+        until = self._fresh_until(key, txt, entry, now, unknown=unknown)
+        _bounded_set(self._answers, key, (until, lookup))
         return lookup
 
     def _fresh_until(
-        self, key: str, txt: TxtOutcome, entry: CachedPolicy | None, now: datetime
+        self,
+        key: str,
+        txt: TxtOutcome,
+        entry: CachedPolicy | None,
+        now: datetime,
+        *,
+        unknown: bool = False,
     ) -> datetime:
         until = txt.expires_at if txt.expires_at is not None else now
+        if unknown:  # the store is read again soon: it may have mended
+            until = min(until, now + STORE_RETRY_DELAY)
         if entry is not None:
             until = min(
                 until, entry.expires_at, entry.fetched_at + self.sts_settings.refresh_interval
@@ -1094,17 +1161,18 @@ class MtaSecure(AsyncClosing):
             return check_transport_failure(url, message, certificate=False)
         return check_response(response, max_bytes=settings.max_policy_bytes)
 
-    async def _cached(self, key: str) -> CachedPolicy | None:
+    async def _cached(self, key: str) -> tuple[CachedPolicy | None, str]:
+        """The cached entry, and why the persistent store could not be read ("" if it could)."""
         entry = self._front.peek(key)
         if entry is None and self._back is not None:
             try:
                 entry = await self._back.get(key)
             except StoreError as exc:
                 _log.warning("policy cache read for %s failed: %s", key, exc)
-                return None
+                return None, str(exc) or type(exc).__name__
             if entry is not None:
                 self._front.store(entry)
-        return entry
+        return entry, ""
 
     async def _store(self, entry: CachedPolicy) -> None:
         self._front.store(entry)

@@ -21,17 +21,23 @@ The rules, in the order :func:`plan` applies them to each MX:
    message via that server"); MTA-STS may not override it (RFC 8461 §2).
 4. MX set ``secure`` and a usable TLSA record: ``dane`` — TLS and DANE
    authentication are mandatory (RFC 7672 §2.2). DANE comes before MTA-STS.
-5. MTA-STS ``enforce`` (fresh or cached, RFC 8461 §3.3): the MX must match the
+5. MTA-STS state unknown (:attr:`StsState.unknown`: the store that may hold a
+   cached policy could not be read and no policy was fetched; RFC 8461 §5.1
+   keeps a cached policy in force): ``unusable``, ``sts_unknown`` set, no
+   RFC 8460 reason. Like a failed lookup under rules 1 and 3 the delivery is
+   delayed, never downgraded and never bounced; nothing is reported (no
+   session is attempted, and RFC 8460 names no result type for a local fault).
+6. MTA-STS ``enforce`` (fresh or cached, RFC 8461 §3.3): the MX must match the
    policy (§4.1) or it is ``unusable``; otherwise ``sts-enforce`` — TLS and a
    WebPKI certificate valid for the MX name (§4.2, §5).
-6. MTA-STS ``testing``: ``sts-testing`` — failures are reported, delivery
+7. MTA-STS ``testing``: ``sts-testing`` — failures are reported, delivery
    proceeds (RFC 8461 §5).
-7. Otherwise (policy ``none``, no policy, or a fetch failure with nothing
+8. Otherwise (policy ``none``, no policy, or a fetch failure with nothing
    cached, RFC 8461 §3.3): ``opportunistic``.
 
 A ``secure`` but unusable TLSA RRset makes TLS mandatory without
-authentication (RFC 7672 §2.2): under rules 6 and 7 it sets
-``tls_required``, and under 7 the kind is ``dane``. DANE is applied only to MX
+authentication (RFC 7672 §2.2): under rules 7 and 8 it sets
+``tls_required``, and under 8 the kind is ``dane``. DANE is applied only to MX
 hosts of a ``secure`` MX set (or a secure implicit MX); RFC 7672 §2.2.1 makes it
 optional for an ``insecure`` set, and this library does not use it there.
 
@@ -52,7 +58,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mtasecure import _smtpwire
 from mtasecure._names import normalize_host, normalize_pattern
@@ -203,6 +209,14 @@ class StsState(BaseModel):
             cached policy is applied: a failed fetch keeps a cached policy
             in force (RFC 8461 §3.3, §5.1), and without one the domain is
             treated as having no policy.
+        unknown: the policy in force could not be established: the store
+            that may hold a cached policy could not be read and no policy
+            was fetched in its place (RFC 8461 §5.1 keeps a cached policy in
+            force even when the TXT record is gone or the fetch fails).
+            :func:`plan` makes every MX that MTA-STS would govern unusable,
+            and :func:`conclude` defers with 4.4.3. ``mode``, ``mx`` and
+            ``failure`` are then empty: there is no policy to apply and,
+            with no session attempted, nothing to report.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -210,6 +224,13 @@ class StsState(BaseModel):
     mode: PolicyMode | None = None
     mx: tuple[str, ...] = ()
     failure: FailureReason | None = None
+    unknown: bool = False
+
+    @model_validator(mode="after")
+    def _unknown_is_empty(self) -> StsState:
+        if self.unknown and (self.mode is not None or self.mx or self.failure is not None):
+            raise ValueError("an unknown MTA-STS state has no mode, mx patterns or failure")
+        return self
 
     @field_validator("mx")
     @classmethod
@@ -273,7 +294,11 @@ class TransportRequirement(BaseModel):
         tlsa_records: the TLSA set, for ``dane``.
         sts_mx_match: whether the MX matched the MTA-STS policy, when one applies.
         policy_type: how a TLS report files this session (RFC 8460 §4.4).
-        policy_ignored: ``TLS-Required: No`` set aside a recipient policy.
+        policy_ignored: ``TLS-Required: No`` set aside a recipient policy
+            (or an MTA-STS state that could not be established).
+        sts_unknown: ``unusable`` because the MTA-STS state is unknown
+            (:attr:`StsState.unknown`): a temporary, local fault; the
+            delivery is deferred (4.4.3) and the MX is not reported.
         requiretls: the REQUIRETLS needs, for an enforced REQUIRETLS message.
         requiretls_parameter: the message is REQUIRETLS, so MAIL FROM carries
             the parameter wherever the hop offers it after STARTTLS (also
@@ -293,6 +318,7 @@ class TransportRequirement(BaseModel):
     sts_mx_match: bool | None = None
     policy_type: PolicyType = PolicyType.NO_POLICY_FOUND
     policy_ignored: bool = False
+    sts_unknown: bool = False
     requiretls: RequireTlsNeeds | None = None
     requiretls_parameter: bool = False
 
@@ -434,6 +460,16 @@ def _plan_one(
             policy_type=PolicyType.TLSA,
             detail="usable secure TLSA records: DANE authentication is mandatory (RFC 7672 §2.2)",
         )
+    if sts.unknown:
+        # The MX-validation step of REQUIRETLS cannot be judged either: no needs, as
+        # for a failed MX lookup, so that the message is deferred and never bounced.
+        return TransportRequirement(
+            **base,
+            kind=RequirementKind.UNUSABLE,
+            sts_unknown=True,
+            detail="MTA-STS state unknown: the policy store could not be read and no policy "
+            "was fetched; delivery is delayed (RFC 8461 §5.1)",
+        )
     if sts.mode is PolicyMode.ENFORCE:
         if not match:
             return TransportRequirement(
@@ -485,7 +521,8 @@ def _plan_one(
 
 def _has_policy(mx: MxCandidate, security: Security, sts: StsState) -> bool:
     dane = security is Security.SECURE and mx.tlsa.applies
-    return dane or sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
+    # An unknown MTA-STS state may hide an active policy: the session is not reported.
+    return dane or sts.unknown or sts.mode in (PolicyMode.ENFORCE, PolicyMode.TESTING)
 
 
 class SessionObservation(BaseModel):
@@ -743,9 +780,17 @@ def conclude(
       §2.1.2, "delayed"), an MX left out by an ``enforce`` policy (RFC 8461 §5:
       not failed permanently before checking for a new policy), an MTA-STS or
       DANE failure in a session (RFC 8461 §5, "SHOULD treat such failures as
-      transient"), an unreachable MX (``None`` in ``outcomes``). One such MX
-      defers a REQUIRETLS message too, since it may succeed later; the
-      status is then 4.7.10. The caller's queue lifetime ends a deferral.
+      transient"), an unreachable MX (``None`` in ``outcomes``), an MX left
+      out because the MTA-STS state is unknown (the policy store could not
+      be read, RFC 8461 §5.1). One such MX defers a REQUIRETLS message too,
+      since it may succeed later. The caller's queue lifetime ends a deferral.
+
+    The status of a deferral: 4.7.10 when a REQUIRETLS step failed on some
+    MX (RFC 8689 §4.2.1's X.7.10, transient); else 4.4.3 when an MX was left
+    out for an unknown MTA-STS state — RFC 3463 X.4.3 "Directory server
+    failure": a lookup service the sender needs to route the message was
+    unavailable, "useful only as a persistent transient error" (the family
+    of the 4.4.0 a failed DNS lookup gets, and more precise); else 4.4.0.
 
     Args:
         delivery_plan: the plan the sessions followed.
@@ -760,11 +805,14 @@ def conclude(
         raise UsageError("the message was delivered; there is nothing to conclude")
     failures: list[RequireTlsFailure] = []
     transient = False
+    unknown = False
     for requirement in delivery_plan.requirements:
         if requirement.kind is RequirementKind.UNUSABLE:
             # DNS and TLSA failures delay (RFC 7672 §2.1.2); an MX left out by an enforce
-            # policy may be listed by the next one (RFC 8461 §5: re-check before failing).
+            # policy may be listed by the next one (RFC 8461 §5: re-check before failing);
+            # an unknown MTA-STS state may be known on the next try (RFC 8461 §5.1).
             transient = True
+            unknown = unknown or requirement.sts_unknown
             if requirement.requiretls_failure is not None:
                 failures.append(requirement.requiretls_failure)
             continue
@@ -784,8 +832,11 @@ def conclude(
             requiretls_failure=failure,
             detail=failure.text,
         )
-    return Conclusion(
-        verdict=Verdict.DEFER,
-        status="4.7.10" if failures else "4.4.0",
-        detail="no MX could be used now; try again later",
-    )
+    if failures:
+        status, detail = "4.7.10", "no MX could be used now; try again later"
+    elif unknown:
+        status = "4.4.3"
+        detail = "the MTA-STS policy store could not be read; try again later (RFC 8461 §5.1)"
+    else:
+        status, detail = "4.4.0", "no MX could be used now; try again later"
+    return Conclusion(verdict=Verdict.DEFER, status=status, detail=detail)

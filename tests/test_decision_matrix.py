@@ -7,9 +7,11 @@ steps of RFC 8689 §4.2.1 laid over it. The code under test is only called to
 produce the *actual* values.
 
 Dimensions: DNSSEC status of the MX set × TLSA state × MTA-STS state (with
-discovery failures, with and without a cached policy) × REQUIRETLS (off / on /
-on with an empty return path, i.e. a bounce) × ``TLS-Required: No`` × STARTTLS
-× certificate × REQUIRETLS at the next hop: 19008 rows.
+discovery failures, with and without a cached policy, and unknown because the
+policy store could not be read) × REQUIRETLS (off / on / on with an empty
+return path, i.e. a bounce) × ``TLS-Required: No`` × STARTTLS × certificate ×
+REQUIRETLS at the next hop: 25920 rows. Each row's verdict and, for a message
+no MX took, its status code (bounce or deferral) are checked.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ STS_STATES = (
     "webpki-invalid-cached-enforce",
     "invalid-cached-testing",
     "absent",
+    "store-unknown",  # the policy store could not be read, nothing fetched (RFC 8461 §5.1)
 )
 TLS_STATES = ("ok", "no-starttls", "handshake-failed")
 CERT_STATES = ("ok", "bad", "dane-only")  # dane-only: TLSA matches, WebPKI does not
@@ -140,6 +143,14 @@ POLICY_RULES = [
         ("dane", True, "dane"),
     ),
     (
+        "sts-unknown",
+        "RFC 8461 §5.1: a cached policy stays in force, and the store that may hold it could "
+        "not be read -> the policy is unknown, not absent: delay as for a failed lookup "
+        "(RFC 7672 §2.1.2), never downgrade; after DANE (RFC 8461 §2)",
+        lambda r: r.sts == "store-unknown",
+        ("unusable", False, "none"),
+    ),
+    (
         "sts-enforce-mismatch",
         "RFC 8461 §4.1/§5: enforce and MX not in policy -> must not deliver to it",
         lambda r: in_force(r.sts) == "enforce-mismatch",
@@ -187,6 +198,7 @@ class Expected:
     verdict: Verdict | None  # when not delivered: bounce or defer
     status: str | None
     sts_failure: FailureReason | None  # the discovery failure the plan reports
+    sts_unknown: bool  # the MX was left out for an unknown MTA-STS state
 
 
 def _policy(row: Row) -> tuple[str, str, str, bool, str]:
@@ -209,11 +221,11 @@ def expected(row: Row) -> Expected:
     reason: FailureReason | None = None
     if kind == "unusable":
         deliver = False
-        reason = (
-            FailureReason.VALIDATION_FAILURE
-            if rule == "sts-enforce-mismatch"
-            else FailureReason.DNSSEC_INVALID
-        )
+        reason = {
+            "sts-enforce-mismatch": FailureReason.VALIDATION_FAILURE,
+            # RFC 8460 §4.3 names no result type for the sender's own store failing.
+            "sts-unknown": None,
+        }.get(rule, FailureReason.DNSSEC_INVALID)
     elif not tls_ok:
         deliver = not tls_required
         reason = (
@@ -239,7 +251,10 @@ def expected(row: Row) -> Expected:
     # REQUIRETLS (RFC 8689 §4.2.1): the steps, in order, for enforced messages.
     rt_failure: RequireTlsFailure | None = None
     # §4.2.1 is "for which the MAIL FROM return-path is not empty"; §5: bounces not discarded.
-    requiretls_applies = row.requiretls and not row.bounce and rule != "dns-failure"
+    # Step 2 cannot be judged when the MX list or the MTA-STS policy is not known: delay.
+    requiretls_applies = (
+        row.requiretls and not row.bounce and rule not in ("dns-failure", "sts-unknown")
+    )
     if requiretls_applies and rule != "tlsa-lookup-failed":
         sts_match = in_force(row.sts) in ("enforce", "testing")  # RFC 8461 §4.1: enforce or testing
         mx_validated = row.mx == "secure" or sts_match  # step 2
@@ -270,6 +285,12 @@ def expected(row: Row) -> Expected:
         else:
             # RFC 7672 §2.1.2/§2.2 delay; RFC 8461 §5 transient, re-check the policy first
             verdict = Verdict.DEFER
+            if rt_failure is not None:
+                status = "4.7.10"  # RFC 8689 §4.2.1's X.7.10, while another try may succeed
+            elif rule == "sts-unknown":
+                status = "4.4.3"  # RFC 3463 X.4.3: a directory the sender needs is unavailable
+            else:
+                status = "4.4.0"  # RFC 3463 X.4.0: other network or routing status
     discovery = row.sts in DISCOVERY_RULES
     return Expected(
         rule=rule
@@ -289,6 +310,7 @@ def expected(row: Row) -> Expected:
         verdict=verdict,
         status=status,
         sts_failure=reported_failure(row),
+        sts_unknown=rule == "sts-unknown",
     )
 
 
@@ -318,6 +340,7 @@ def _sts(state: str) -> StsState:
             mode=PolicyMode.TESTING, mx=("*.example.net",), failure=FailureReason.STS_POLICY_INVALID
         ),
         "absent": StsState(),
+        "store-unknown": StsState(unknown=True),
     }[state]
 
 
@@ -371,11 +394,12 @@ def run(row: Row) -> dict[str, object]:
         "verdict": None,
         "status": None,
         "sts_failure": delivery_plan.sts_failure,
+        "sts_unknown": requirement.sts_unknown,
     }
     if not deliver:
         conclusion = conclude(delivery_plan, {HOST: outcome})
         got["verdict"] = conclusion.verdict
-        got["status"] = conclusion.status if conclusion.verdict is Verdict.BOUNCE else None
+        got["status"] = conclusion.status
     return got
 
 
@@ -408,6 +432,7 @@ def test_matrix(mx: str, sts: str) -> None:
             "verdict": want.verdict,
             "status": want.status,
             "sts_failure": want.sts_failure,
+            "sts_unknown": want.sts_unknown,
         }
         if got != wanted:
             diff = {k: (got[k], wanted[k]) for k in wanted if got[k] != wanted[k]}
@@ -427,14 +452,36 @@ def test_every_rule_is_exercised() -> None:
     assert {k for k in seen if not k.startswith("reported:")} == {n for n, *_ in POLICY_RULES}
     reported = {k.removeprefix("reported:") for k in seen if k.startswith("reported:")}
     assert reported == {"None", *(str(f) for _, f in DISCOVERY_RULES.values())}
-    assert verdicts[(Verdict.BOUNCE, "5.7.30")] > 0
-    assert verdicts[(Verdict.BOUNCE, "5.7.10")] > 0
-    assert verdicts[(Verdict.DEFER, None)] > 0
+    assert set(verdicts) == {
+        (None, None),  # delivered
+        (Verdict.BOUNCE, "5.7.30"),
+        (Verdict.BOUNCE, "5.7.10"),
+        (Verdict.DEFER, "4.4.0"),
+        (Verdict.DEFER, "4.4.3"),
+        (Verdict.DEFER, "4.7.10"),
+    }
+
+
+def test_an_unknown_sts_state_is_never_delivered_as_no_policy_nor_bounced() -> None:
+    rows = [r for mx in MX_STATES for r in _rows(mx, "store-unknown")]
+    for row in rows:
+        got = run(row)
+        # Only DANE, or the sender's own TLS-Required: No, may carry the message on (RFC 8461
+        # §2, RFC 8689 §4.2.2), or fail it for good (a REQUIRETLS step under DANE).
+        free = got["kind"] == "dane" or (row.tls_required_no and not row.requiretls)
+        if got["deliver"] or got["verdict"] is Verdict.BOUNCE:
+            assert free, row
+        if not free:
+            assert (got["kind"], got["verdict"], got["status"]) == (
+                "unusable",
+                Verdict.DEFER,
+                "4.4.3" if got["sts_unknown"] else "4.4.0",
+            ), row
 
 
 def test_matrix_size() -> None:
     rows = sum(len(_rows(mx, sts)) for mx, sts in itertools.product(MX_STATES, STS_STATES))
-    assert rows == 4 * 5 * 11 * 3 * 2 * 3 * 3 * 2 == 23760
+    assert rows == 4 * 5 * 12 * 3 * 2 * 3 * 3 * 2 == 25920
 
 
 def test_requirement_kind_values_are_the_issue_spelling() -> None:

@@ -279,6 +279,17 @@ def check_invariants(
 ) -> None:
     step = plan_refresh(cached, outcome_txt, now, failure=failure, force=force)
     valid = cached is not None and now < cached.expires_at
+    # A store that could not be read turns "no policy" into "unknown", and nothing else
+    # (RFC 8461 §5.1: what it may hold stays in force).
+    unread = plan_refresh(cached, outcome_txt, now, failure=failure, force=force, store_failed=True)
+    if step.action is StepAction.NO_POLICY:
+        assert (unread.action, unread.result, unread.drop) == (
+            StepAction.UNKNOWN,
+            step.result,
+            step.drop,
+        )
+    else:
+        assert unread == step
     record = outcome_txt.record if outcome_txt.state is TxtState.RECORD else None
     # An expired entry is always dropped and never applied.
     assert step.drop == (cached is not None and not valid)
@@ -326,6 +337,13 @@ def check_invariants(
                 assert (after.action, after.entry) == (StepAction.USE_CACHED, cached)
             else:
                 assert after.action is StepAction.NO_POLICY
+        unread_after = plan_after_fetch(
+            "example.com", step.entry, step.policy_id or "", outcome, now, store_failed=True
+        )
+        if after.action is StepAction.NO_POLICY:
+            assert (unread_after.action, unread_after.result) == (StepAction.UNKNOWN, outcome)
+        else:
+            assert unread_after == after
 
 
 @pytest.mark.parametrize(

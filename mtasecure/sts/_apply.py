@@ -13,12 +13,23 @@ match (§4.1)
 ``testing``, MX matches        yes     nothing; check and report (§5)        the session's failure
 ``testing``, MX does not       yes     nothing; report                       ``validation-failure``
 match
+unknown: the policy store      no      — (:attr:`MxTls.UNKNOWN`: defer)      —
+could not be read, nothing
+fetched (§5.1)
 =============================  ======  ====================================  ==========================
 
 An MX that matches no pattern is reported as ``validation-failure`` (RFC 8460
 §4.3.3), as the decision engine does: RFC 8460 has no result type for it.
 The result is shaped for :mod:`mtasecure.decision`:
-``StsState.of(decision.policy, failure=decision.failure)``.
+``StsState.of(decision.policy, failure=decision.failure)``, or
+``StsState(unknown=True)`` when :attr:`StsDecision.unknown`.
+
+The unknown row: a cached policy stays in force even when the TXT record is
+gone or the fetch fails (RFC 8461 §5.1), so when the store that may hold it
+could not be read the policy in force is unknown, not absent. No MX is
+usable then: the caller defers the message (a temporary, local fault; never
+a bounce) and tries again later, as :func:`mtasecure.decision.conclude` does
+with status 4.4.3.
 """
 
 from __future__ import annotations
@@ -52,6 +63,9 @@ class MxTls(StrEnum):
     """Mode ``testing``: validate STARTTLS and the certificate, report failures, deliver anyway."""
     WEBPKI = "webpki"
     """Mode ``enforce``: STARTTLS and a WebPKI certificate valid for the MX name, or no delivery."""
+    UNKNOWN = "unknown"
+    """The policy in force could not be established (the policy store could not be read,
+    RFC 8461 §5.1): no session now; defer the message."""
 
 
 class StsMxDecision(BaseModel):
@@ -88,6 +102,10 @@ class StsDecision(BaseModel):
             ``sts-webpki-invalid``), whether or not a cached policy applies.
         detail: words for ``failure``.
         mx: one verdict per MX host, in the order given.
+        store_error: why the policy store could not be read, when that left
+            the policy in force unknown (no policy was fetched in its place,
+            RFC 8461 §5.1); every MX is then unusable (``tls`` ``unknown``)
+            and the message is to be deferred. Empty otherwise.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -98,6 +116,12 @@ class StsDecision(BaseModel):
     failure: FailureReason | None = None
     detail: str = ""
     mx: tuple[StsMxDecision, ...] = ()
+    store_error: str = ""
+
+    @property
+    def unknown(self) -> bool:
+        """Whether the policy in force is unknown (:attr:`store_error`): defer, never bounce."""
+        return bool(self.store_error)
 
     @property
     def usable_hosts(self) -> tuple[str, ...]:
@@ -111,6 +135,7 @@ def apply_policy(
     mx_hosts: Iterable[str],
     *,
     failure: CheckResult | None = None,
+    store_error: str = "",
 ) -> StsDecision:
     """Judge each MX of ``domain`` against its MTA-STS policy (RFC 8461 §4.1, §5).
 
@@ -119,11 +144,19 @@ def apply_policy(
         policy: the policy in force, fresh or cached, or ``None``.
         mx_hosts: the MX host names, in preference order.
         failure: the discovery's failure, if any (from the refresh planner).
+        store_error: with ``policy`` ``None``: why the policy store could not
+            be read (the planner said ``unknown``); every MX is then unusable.
 
     Returns:
         The per-MX verdicts (table in the module docstring). Never raises for
         a host that is not a host name: such a host matches nothing.
+
+    Raises:
+        UsageError: both ``policy`` and ``store_error`` were given: a policy
+            in hand is known, whatever the store did.
     """
+    if store_error and policy is not None:
+        raise UsageError("a policy is in force, so its state is not unknown: drop store_error")
     mode = policy.mode if policy is not None else None
     reason = failure.reason if failure is not None else None
     detail = failure.detail if failure is not None and failure.reason is not None else ""
@@ -133,6 +166,9 @@ def apply_policy(
             host = cached_host(raw)
         except NameSyntaxError:
             host = raw
+        if store_error:
+            verdicts.append(StsMxDecision(host=host, usable=False, tls=MxTls.UNKNOWN))
+            continue
         if policy is None or mode is PolicyMode.NONE:
             verdicts.append(StsMxDecision(host=host, usable=True, tls=MxTls.NONE))
             continue
@@ -161,6 +197,7 @@ def apply_policy(
         failure=reason,
         detail=detail,
         mx=tuple(verdicts),
+        store_error=store_error,
     )
 
 

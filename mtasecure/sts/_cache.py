@@ -19,6 +19,8 @@ the order the planner applies them::
         success                                          -> store the new entry, use it
         failure, valid cached entry                      -> use it (never downgrade)
         failure, nothing cached                          -> no policy, with the reason
+    the store could not be read (``store_failed``), and a rule above
+    would give "no policy"                               -> unknown: defer (§5.1)
 
 Decisions where RFC 8461 leaves room:
 
@@ -32,6 +34,12 @@ Decisions where RFC 8461 leaves room:
   policy (that is how a domain removes MTA-STS, §8.3).
 * A missing TXT record never removes a cached policy (§3.1, §5.1); only expiry
   does.
+* When the persistent store that may hold the domain's policy could not be
+  read, "nothing cached" is not known to be true: a cached ``enforce`` policy
+  that §5.1 keeps in force may be there. Every "no policy" answer then
+  becomes ``UNKNOWN`` — the delivery is deferred, the way an MTA defers on a
+  failed policy-table lookup, rather than downgraded by a local fault. A
+  policy fetched in the same discovery is known, and is used.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ __all__ = [
     "MAX_REFRESH_BATCH",
     "MAX_TXT_TTL",
     "MIN_TXT_TTL",
+    "STORE_RETRY_DELAY",
     "CachedPolicy",
     "FetchFailure",
     "Step",
@@ -77,6 +86,13 @@ DEFAULT_REFRESH_INTERVAL = timedelta(days=1)
 """Fetch a cached policy again once this long has passed since its fetch (RFC 8461 §3.3: "once per day")."""
 FETCH_RETRY_DELAY = timedelta(minutes=5)
 """Least time between two failed fetches for the same policy id (RFC 8461 §3.3: "five minutes or longer")."""
+STORE_RETRY_DELAY = timedelta(seconds=10)
+"""Longest time an ``UNKNOWN`` answer (the policy store could not be read) is reused.
+
+Long enough for a burst of messages to one domain to share one store read,
+short enough that a mended store is read again well before an MTA's first
+queue retry (minutes).
+"""
 DEFAULT_IDLE_AFTER = timedelta(days=7)
 """Proactive refresh leaves alone the domains that saw no traffic for this long."""
 DEFAULT_REFRESH_JITTER = 0.1
@@ -249,6 +265,10 @@ class StepAction(StrEnum):
     """Store :attr:`Step.entry` (a fresh fetch) and apply it."""
     NO_POLICY = "no-policy"
     """Deliver as if the domain had no MTA-STS policy (RFC 8461 §3.3); see :attr:`Step.result`."""
+    UNKNOWN = "unknown"
+    """The policy in force cannot be established: the store that may hold a cached
+    policy could not be read, and none was fetched (RFC 8461 §5.1). Defer the
+    delivery; :attr:`Step.result` carries a fetch failure, if there was one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +281,8 @@ class Step:
             cached entry to fall back on (``FETCH``).
         policy_id: the id to fetch for (``FETCH``).
         drop: the stored entry has expired and should be deleted.
-        result: for ``NO_POLICY`` or a fallback after a failed fetch: why
-            (passed when there is simply no policy).
+        result: for ``NO_POLICY``, ``UNKNOWN`` or a fallback after a failed
+            fetch: why (passed when there is simply no policy).
     """
 
     action: StepAction
@@ -280,6 +300,7 @@ def plan_refresh(
     failure: FetchFailure | None = None,
     refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL,
     force: bool = False,
+    store_failed: bool = False,
 ) -> Step:
     """Decide what to do with a domain's cached policy given its TXT lookup (RFC 8461 §3.3, §5.1).
 
@@ -292,10 +313,13 @@ def plan_refresh(
         force: a proactive refresh (RFC 8461 §10.2): fetch even when the id is
             unchanged, and, when a valid policy is cached, even when the TXT
             lookup gave no record (for the cached id).
+        store_failed: the persistent store could not be read, so ``cached``
+            (``None``, from an in-memory front that missed) may not be all
+            there is: ``UNKNOWN`` stands in for ``NO_POLICY``.
 
     Returns:
-        ``USE_CACHED``, ``FETCH`` or ``NO_POLICY`` (the table in the module
-        docstring); ``drop`` is set when ``cached`` has expired.
+        ``USE_CACHED``, ``FETCH``, ``NO_POLICY`` or ``UNKNOWN`` (the table in
+        the module docstring); ``drop`` is set when ``cached`` has expired.
     """
     drop = False
     if cached is not None and not now < cached.expires_at:
@@ -310,7 +334,7 @@ def plan_refresh(
             result = CheckResult.passed("the _mta-sts lookup failed; no cached policy")
         else:
             result = CheckResult.passed("no usable _mta-sts record")
-        return Step(StepAction.NO_POLICY, drop=drop, result=result)
+        return _no_policy(drop, result, store_failed)
     if (
         not force
         and cached is not None
@@ -325,7 +349,7 @@ def plan_refresh(
     ):
         if cached is not None:
             return Step(StepAction.USE_CACHED, entry=cached, result=failure.result)
-        return Step(StepAction.NO_POLICY, drop=drop, result=failure.result)
+        return _no_policy(drop, failure.result, store_failed)
     return Step(StepAction.FETCH, entry=cached, policy_id=record.id, drop=drop)
 
 
@@ -335,6 +359,8 @@ def plan_after_fetch(
     policy_id: str,
     outcome: StsPolicy | CheckResult,
     now: datetime,
+    *,
+    store_failed: bool = False,
 ) -> Step:
     """Decide what a fetch's outcome means (RFC 8461 §3.3).
 
@@ -345,11 +371,13 @@ def plan_after_fetch(
         outcome: the policy, or the failed :class:`CheckResult` of
             :func:`~mtasecure.sts.check_response` or of the transport.
         now: the current time.
+        store_failed: as for :func:`plan_refresh`.
 
     Returns:
         ``STORE`` with the new entry; or, after a failure, ``USE_CACHED`` with
-        the still valid cached entry (never a downgrade) or ``NO_POLICY``;
-        either way ``result`` carries the failure.
+        the still valid cached entry (never a downgrade), else ``NO_POLICY``
+        (``UNKNOWN`` when the store could not be read); either way
+        ``result`` carries the failure.
     """
     if isinstance(outcome, StsPolicy):
         return Step(
@@ -359,7 +387,13 @@ def plan_after_fetch(
         outcome = CheckResult.failed(FailureReason.STS_POLICY_FETCH_ERROR, "fetch gave no policy")
     if cached is not None and now < cached.expires_at:
         return Step(StepAction.USE_CACHED, entry=cached, result=outcome)
-    return Step(StepAction.NO_POLICY, drop=cached is not None, result=outcome)
+    return _no_policy(cached is not None, outcome, store_failed)
+
+
+def _no_policy(drop: bool, result: CheckResult, store_failed: bool) -> Step:
+    """No valid policy is known: none (RFC 8461 §3.3), or unknown when the store failed (§5.1)."""
+    action = StepAction.UNKNOWN if store_failed else StepAction.NO_POLICY
+    return Step(action, drop=drop, result=result)
 
 
 def plan_proactive(

@@ -236,12 +236,15 @@ def plan_session_record(
 
     Returns:
         The record, or ``None`` when the session must not be reported
-        (a report mail, or ``TLS-Required: No`` set the policies aside).
+        (a report mail, ``TLS-Required: No`` set the policies aside, or the
+        MX was left out because the MTA-STS state was unknown: no session
+        was attempted, and RFC 8460 §4.3 names no result type for a sender's
+        own policy store failing).
 
     Raises:
         UsageError: see :func:`report_policy_for`.
     """
-    if is_report_mail or requirement.policy_ignored:
+    if is_report_mail or requirement.policy_ignored or requirement.sts_unknown:
         return None
     policy = report_policy_for(
         policy_domain, requirement, sts_policy=sts_policy, sts_failure=sts_failure

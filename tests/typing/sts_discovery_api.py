@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import assert_type
+from typing import Literal, assert_type
 
 from mtasecure import CheckResult
 from mtasecure._http import HttpResponse
@@ -11,6 +11,7 @@ from mtasecure.client import MtaSecure, StsLookup, StsSettings
 from mtasecure.sts import (
     CachedPolicy,
     Step,
+    StepAction,
     StsDecision,
     StsExclusions,
     StsPolicy,
@@ -35,6 +36,14 @@ async def discovery(client: MtaSecure) -> None:
     assert_type(await client.sts_decision("example.com", ["mx.example.com"]), StsDecision)
     assert_type(await client.refresh_sts_policies(), tuple[str, ...])
     assert_type(client.sts_settings, StsSettings)
+    lookup = await client.sts_lookup("example.com")
+    assert_type(lookup.store_error, str)
+    assert_type(lookup.state.unknown, bool)
+    decision = await client.sts_decision("example.com", ["mx.example.com"])
+    assert_type(decision.store_error, str)
+    assert_type(decision.unknown, bool)
+    settings = StsSettings(on_store_error="ignore")
+    assert_type(settings.on_store_error, Literal["defer", "ignore"])
 
 
 def core(response: HttpResponse, cached: CachedPolicy | None, policy: StsPolicy) -> None:
@@ -42,6 +51,10 @@ def core(response: HttpResponse, cached: CachedPolicy | None, policy: StsPolicy)
     step = plan_refresh(cached, TxtOutcome(TxtState.ABSENT), NOW)
     assert_type(step, Step)
     assert_type(plan_after_fetch("example.com", cached, "1", policy, NOW), Step)
+    unread = plan_refresh(cached, TxtOutcome(TxtState.ABSENT), NOW, store_failed=True)
+    assert_type(unread.action, StepAction)
+    assert_type(plan_after_fetch("example.com", None, "1", policy, NOW, store_failed=True), Step)
+    assert_type(apply_policy("example.com", None, [], store_error="down"), StsDecision)
     assert_type(plan_proactive([], NOW), tuple[str, ...])
     assert_type(apply_policy("example.com", policy, ["mx.example.com"]), StsDecision)
     assert_type(StsExclusions(["*.example.com"]).match("a.example.com"), bool)
