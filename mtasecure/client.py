@@ -1060,7 +1060,7 @@ class MtaSecure(AsyncClosing):
         if force or txt is None or not (txt.expires_at is not None and now < txt.expires_at):
             txt = await self._lookup_txt(key, now)
             _bounded_set(self._txt, key, txt)
-        cached, store_error = await self._cached(key)
+        cached, store_error = await self._cached(key, now)
         store_failed = bool(store_error) and settings.on_store_error == "defer"
         step = plan_refresh(
             cached,
@@ -1161,17 +1161,25 @@ class MtaSecure(AsyncClosing):
             return check_transport_failure(url, message, certificate=False)
         return check_response(response, max_bytes=settings.max_policy_bytes)
 
-    async def _cached(self, key: str) -> tuple[CachedPolicy | None, str]:
-        """The cached entry, and why the persistent store could not be read ("" if it could)."""
+    async def _cached(self, key: str, now: datetime) -> tuple[CachedPolicy | None, str]:
+        """The cached entry, and why the persistent store could not be read ("" if it could).
+
+        The persistent store is read when the in-memory front holds nothing,
+        and also when the front's entry has expired: in a fleet sharing the
+        store another member may have refreshed the policy since, and an
+        expired entry is dropped from the store too, which must not remove
+        that newer one.
+        """
         entry = self._front.peek(key)
-        if entry is None and self._back is not None:
+        if self._back is not None and (entry is None or now >= entry.expires_at):
             try:
-                entry = await self._back.get(key)
+                stored = await self._back.get(key)
             except StoreError as exc:
                 _log.warning("policy cache read for %s failed: %s", key, exc)
                 return None, str(exc) or type(exc).__name__
-            if entry is not None:
-                self._front.store(entry)
+            if stored is not None:
+                self._front.store(stored)
+                entry = stored
         return entry, ""
 
     async def _store(self, entry: CachedPolicy) -> None:

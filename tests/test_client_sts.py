@@ -583,3 +583,32 @@ async def test_a_memory_cache_subclass_is_reached_through_its_async_methods(
     async with MtaSecure(resolver=world(), http=http, clock=clock, cache=cache) as client:
         assert await client.sts_policy("example.com") is not None
     assert cache.saved == ["example.com"]  # the override ran: it was not bypassed
+
+
+async def test_an_expired_front_entry_yields_to_a_newer_one_in_the_shared_store(
+    clock: FrozenClock,
+) -> None:
+    # Two members of a fleet share one store. A caches a one-hour policy; B
+    # later fetches its successor (new id, one week). When A's copy expires,
+    # A must take B's policy from the store, not drop the store's entry.
+    short = ENFORCE.replace("max_age: 604800", "max_age: 3600")
+    store = RecordingStore()
+    resolver_a, http_a = world(ttl=60), FakeHttpClient()
+    http_a.add(URL, short)
+    async with MtaSecure(resolver=resolver_a, http=http_a, clock=clock, cache=store) as a:
+        first = await a.sts_lookup("example.com")
+        assert first.policy is not None
+        assert first.policy.max_age == 3600
+        clock.advance(1800)
+        resolver_b, http_b = world("v=STSv1; id=2;"), FakeHttpClient()
+        http_b.add(URL, ENFORCE)
+        async with MtaSecure(resolver=resolver_b, http=http_b, clock=clock, cache=store) as b:
+            assert (await b.sts_policy("example.com")).max_age == 604800  # type: ignore[union-attr]
+        set_record(resolver_a, "v=STSv1; id=2;")
+        http_a.fail(URL, TransportTimeout("timed out"))  # A could not fetch it itself
+        clock.advance(3600)  # A's own copy has expired; B's has not
+        second = await a.sts_lookup("example.com")
+    assert second.policy is not None
+    assert second.policy.max_age == 604800
+    assert store.deleted == []
+    assert (await store.get("example.com")) is not None
