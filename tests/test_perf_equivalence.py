@@ -390,6 +390,11 @@ _url_path = st.one_of(
 @example("https://", "mta-sts.example.com", "", "/.well-known/mta-sts.txt")
 @example("https://", "mta-sts.example.com", ":443", "/a?b=c")
 @example("https://", "mta-sts.example.com", ":65536", "/")
+@example("https://", "a", "", "/.")
+@example("https://", "a", "", "/b/../c?d")
+@example("https://", "a", "", "/x/.?q")
+@example("https://", "a", "", "/a.?x/./")
+@example("https://", "a", "", "/.well-known/..x")
 def test_https_url_quick_path_matches_httpx(scheme: str, host: str, port: str, path: str) -> None:
     import httpx
 

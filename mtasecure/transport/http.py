@@ -125,6 +125,8 @@ _PLAIN_URL = re.compile(
     r"(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?)"
 )
 
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+
 
 def _parse_url(url: str) -> _Target:
     """The host, port and request target of an ``https`` URL.
@@ -132,7 +134,9 @@ def _parse_url(url: str) -> _Target:
     Raises:
         HttpError: ``url`` is not a URL, or not an ``https`` URL with a host.
     """
-    if isinstance(url, str) and (plain := _PLAIN_URL.fullmatch(url)) is not None:
+    plain = _PLAIN_URL.fullmatch(url) if isinstance(url, str) else None
+    # Dot segments ("/./", "/../") are removed by the general parser (RFC 3986 §5.2.4).
+    if plain is not None and not _DOT_SEGMENT.search(plain.group(3).partition("?")[0]):
         host, port, path = plain.groups()
         if port is None or (number := int(port)) == 443:
             return _Target(host, None, path.encode("ascii"))
