@@ -496,6 +496,7 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
     from mtasecure.transport import (  # noqa: PLC0415
         DnssecMode,
         DnsSettings,
+        Nameserver,
         resolver_from_settings,
         system_nameservers,
     )
@@ -530,8 +531,23 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
             problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
             raise UsageError(problems) from exc
 
-    async def run() -> DomainExplanation:
-        resolver = resolver_from_settings(dns_settings())
+    def dnssec_source(dns: DnsSettings, nameservers: Sequence[Nameserver]) -> _DnssecSource:
+        servers = tuple(str(ns) for ns in nameservers)
+        if dns.dnssec is DnssecMode.LOCAL:
+            anchor = dns.trust_anchor
+            return _DnssecSource(
+                mode=dns.dnssec.value,
+                servers=servers,
+                trust_anchor=args.trust_anchor or BUILTIN_ROOT_ANCHOR,
+                anchor_zone=anchor.zone if anchor is not None else ".",
+            )
+        trusted = tuple(str(ns) for ns in nameservers if ns.trusted)
+        return _DnssecSource(mode=dns.dnssec.value, servers=servers, trusted=trusted)
+
+    async def run() -> tuple[DomainExplanation, _DnssecSource]:
+        dns = dns_settings()
+        resolver = resolver_from_settings(dns)
+        source = dnssec_source(dns, resolver.nameservers)
         if args.ca_file:
             try:
                 with open(args.ca_file, "rb") as handle:
@@ -549,7 +565,7 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
                 resolver=resolver, http=http, smtp=AsyncioSmtpConnector(), sts=settings
             ) as client,
         ):
-            return await explain_domain(
+            explanation = await explain_domain(
                 client,
                 args.domain,
                 probe=args.probe,
@@ -557,9 +573,10 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
                 trust=trust,
                 public_only=not args.allow_private,
             )
+            return explanation, source
 
     try:
-        explanation = asyncio.run(run())
+        explanation, source = asyncio.run(run())
     except (UsageError, ParseError) as exc:
         sys.stderr.write(f"mtasecure check: {exc}\n")
         return EXIT_USAGE
@@ -567,20 +584,68 @@ def _run_check(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"mtasecure check: {exc}\n")
         return EXIT_INVALID
     if args.json:
-        json.dump(_explanation_json(explanation), out, indent=2)
+        json.dump(_explanation_json(explanation, dnssec=source), out, indent=2)
         out.write("\n")
     else:
-        _write_explanation(explanation, out, "")
+        _write_explanation(explanation, out, "", dnssec=source)
     return EXIT_OK if explanation.protected else EXIT_INVALID
+
+
+BUILTIN_ROOT_ANCHOR = "built-in root"
+"""What ``check`` names as the trust anchor of ``--dnssec local`` without ``--trust-anchor``:
+the IANA root KSKs (:data:`mtasecure.dnssec.ROOT_TRUST_ANCHOR`)."""
+
+
+@dataclass(frozen=True)
+class _DnssecSource:
+    """Who vouched for the DNSSEC statuses ``check`` shows (RFC 4033 §5, RFC 4035 §4.9.3, §5).
+
+    ``validator``: a validating resolver's AD bit, believed only from the
+    ``trusted`` nameservers (none trusted: nothing is ``secure``). ``local``:
+    mtasecure validated the chain itself from ``trust_anchor`` (a file, or
+    :data:`BUILTIN_ROOT_ANCHOR`), whose zone is ``anchor_zone``. ``servers``
+    are the nameservers asked, in order.
+    """
+
+    mode: str
+    servers: tuple[str, ...]
+    trusted: tuple[str, ...] = ()
+    trust_anchor: str | None = None
+    anchor_zone: str | None = None
+
+    def json(self) -> dict[str, object]:
+        found: dict[str, object] = {"mode": self.mode, "servers": list(self.servers)}
+        if self.mode == "local":
+            found |= {"trust_anchor": self.trust_anchor, "anchor_zone": self.anchor_zone}
+        else:
+            found["trusted"] = list(self.trusted)
+        return found
+
+    def line(self) -> str:
+        asked = ", ".join(self.servers)
+        if self.mode == "local":
+            return (
+                f"DNSSEC   validated here from trust anchor {self.trust_anchor} "
+                f"(zone {self.anchor_zone}), asking {asked} (RFC 4035 §5)\n"
+            )
+        believed = ", ".join(self.trusted) or "no nameserver (nothing can be secure)"
+        return (
+            f"DNSSEC   validator: AD bit believed from {believed}; asking {asked} "
+            "(RFC 4035 §4.9.3)\n"
+        )
 
 
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_explanation(exp: DomainExplanation, out: TextIO, description: str) -> None:
+def _write_explanation(
+    exp: DomainExplanation, out: TextIO, description: str, *, dnssec: _DnssecSource | None = None
+) -> None:
     w = out.write
     w(f"--- {exp.domain}" + (f": {description}" if description else "") + "\n")
+    if dnssec is not None:
+        w(dnssec.line())
     mx = exp.mx
     if mx.failed:
         w(
@@ -834,7 +899,9 @@ def _requirement_json(req: TransportRequirement) -> dict[str, object]:
     }
 
 
-def _explanation_json(exp: DomainExplanation) -> dict[str, object]:
+def _explanation_json(
+    exp: DomainExplanation, *, dnssec: _DnssecSource | None = None
+) -> dict[str, object]:
     policy = exp.sts.policy
     entry = exp.sts.entry
     hosts = []
@@ -884,6 +951,7 @@ def _explanation_json(exp: DomainExplanation) -> dict[str, object]:
         "checked_at": _time(exp.now),
         "protected": exp.protected,
         "why": _protection_reason(exp),
+        "dnssec": dnssec.json() if dnssec is not None else None,
         "mx": {
             "security": exp.mx.security.value,
             "failed": exp.mx.failed,

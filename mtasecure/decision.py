@@ -344,6 +344,10 @@ class DeliveryPlan(BaseModel):
         requirements: one per MX, in preference order (stable for equal
             preferences: the caller shuffles them if it wants, RFC 5321 §5.1).
         sts_failure: an MTA-STS discovery failure to report (RFC 8461 §6).
+        mx_lookup_failed: the MX lookup failed, or its answer was bogus or
+            indeterminate (RFC 7672 §2.1.1, §2.1.2): no MX can be trusted, so
+            :func:`conclude` defers with 4.4.3 even when ``requirements`` is
+            empty (the caller had no MX hosts to give).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -352,6 +356,7 @@ class DeliveryPlan(BaseModel):
     flags: MessageFlags
     requirements: tuple[TransportRequirement, ...]
     sts_failure: FailureReason | None = None
+    mx_lookup_failed: bool = False
 
     @property
     def usable(self) -> tuple[TransportRequirement, ...]:
@@ -403,6 +408,7 @@ def plan(
         flags=flags,
         requirements=requirements,
         sts_failure=None if flags.tls_optional else sts.failure,
+        mx_lookup_failed=bool(dns_failure),
     )
 
 
@@ -787,10 +793,13 @@ def conclude(
 
     The status of a deferral: 4.7.10 when a REQUIRETLS step failed on some
     MX (RFC 8689 §4.2.1's X.7.10, transient); else 4.4.3 when an MX was left
-    out for an unknown MTA-STS state — RFC 3463 X.4.3 "Directory server
-    failure": a lookup service the sender needs to route the message was
-    unavailable, "useful only as a persistent transient error" (the family
-    of the 4.4.0 a failed DNS lookup gets, and more precise); else 4.4.0.
+    out because a lookup service was unavailable — a failed, bogus or
+    indeterminate MX, address or TLSA lookup, or an MTA-STS policy store that
+    could not be read: RFC 3463 §3.5 X.4.3 "Directory server failure" ("The
+    inability to connect to an Internet DNS server is one example"), "useful
+    only as a persistent transient error"; else 4.4.0 (X.4.0, other network
+    or routing status: MX hosts that were unreachable, left out by an
+    ``enforce`` policy, or failed MTA-STS or DANE in a session).
 
     Args:
         delivery_plan: the plan the sessions followed.
@@ -806,6 +815,7 @@ def conclude(
     failures: list[RequireTlsFailure] = []
     transient = False
     unknown = False
+    lookup_failed = delivery_plan.mx_lookup_failed
     for requirement in delivery_plan.requirements:
         if requirement.kind is RequirementKind.UNUSABLE:
             # DNS and TLSA failures delay (RFC 7672 §2.1.2); an MX left out by an enforce
@@ -813,6 +823,9 @@ def conclude(
             # an unknown MTA-STS state may be known on the next try (RFC 8461 §5.1).
             transient = True
             unknown = unknown or requirement.sts_unknown
+            # plan() gives dnssec-invalid to an unusable MX only for a failed MX, address or
+            # TLSA lookup (an address lookup failure makes the TLSA state failed).
+            lookup_failed = lookup_failed or requirement.reason is FailureReason.DNSSEC_INVALID
             if requirement.requiretls_failure is not None:
                 failures.append(requirement.requiretls_failure)
             continue
@@ -837,6 +850,9 @@ def conclude(
     elif unknown:
         status = "4.4.3"
         detail = "the MTA-STS policy store could not be read; try again later (RFC 8461 §5.1)"
+    elif lookup_failed:
+        status = "4.4.3"
+        detail = "a DNS lookup (MX, address or TLSA) failed; try again later (RFC 7672 §2.1.2)"
     else:
         status, detail = "4.4.0", "no MX could be used now; try again later"
     return Conclusion(verdict=Verdict.DEFER, status=status, detail=detail)

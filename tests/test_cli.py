@@ -278,3 +278,110 @@ def test_examples_publish_policy(capsys: pytest.CaptureFixture[str]) -> None:
     assert "_mta-sts.example.com.  IN TXT  'v=STSv1; id=" in out
     assert module["main"](["example.com", "192.0.2.1"]) == 2
     assert module["main"]([]) == 2
+
+
+# --- check: which DNSSEC mode gave the security statuses --------------------------------
+
+ANCHOR_DS = "4242 13 2 " + "ab" * 32
+
+
+@pytest.fixture
+def explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check`` explains dane.example of the bundled world instead of asking the network."""
+    import socket
+
+    import mtasecure._explain
+    from mtasecure.testing import World
+
+    real = mtasecure._explain.explain_domain
+    world = World.default()
+
+    async def from_world(client: object, domain: str, **kwargs: object) -> object:
+        async with world.client() as fake:
+            return await real(fake, "dane.example", trust=world.trust)
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("check reached for the network")
+
+    monkeypatch.setattr(mtasecure._explain, "explain_domain", from_world)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "line"),
+    [
+        (
+            ["--resolver", "192.0.2.53"],
+            {"mode": "validator", "servers": ["192.0.2.53:53"], "trusted": []},
+            "DNSSEC   validator: AD bit believed from no nameserver (nothing can be secure); "
+            "asking 192.0.2.53:53 (RFC 4035 §4.9.3)",
+        ),
+        (
+            ["--resolver", "127.0.0.1:5353", "--resolver", "192.0.2.53"],
+            {
+                "mode": "validator",
+                "servers": ["127.0.0.1:5353", "192.0.2.53:53"],
+                "trusted": ["127.0.0.1:5353"],
+            },
+            "DNSSEC   validator: AD bit believed from 127.0.0.1:5353; "
+            "asking 127.0.0.1:5353, 192.0.2.53:53 (RFC 4035 §4.9.3)",
+        ),
+        (
+            ["--resolver", "[2001:db8::53]", "--trust-resolver"],
+            {
+                "mode": "validator",
+                "servers": ["[2001:db8::53]:53"],
+                "trusted": ["[2001:db8::53]:53"],
+            },
+            "DNSSEC   validator: AD bit believed from [2001:db8::53]:53; "
+            "asking [2001:db8::53]:53 (RFC 4035 §4.9.3)",
+        ),
+        (
+            ["--resolver", "192.0.2.53", "--dnssec", "local"],
+            {
+                "mode": "local",
+                "servers": ["192.0.2.53:53"],
+                "trust_anchor": "built-in root",
+                "anchor_zone": ".",
+            },
+            "DNSSEC   validated here from trust anchor built-in root (zone .), "
+            "asking 192.0.2.53:53 (RFC 4035 §5)",
+        ),
+        (
+            ["--resolver", "192.0.2.53", "--dnssec", "local", "--trust-anchor", "ANCHOR"],
+            {
+                "mode": "local",
+                "servers": ["192.0.2.53:53"],
+                "trust_anchor": "ANCHOR",
+                "anchor_zone": "example",
+            },
+            "DNSSEC   validated here from trust anchor ANCHOR (zone example), "
+            "asking 192.0.2.53:53 (RFC 4035 §5)",
+        ),
+    ],
+)
+def test_check_names_the_dnssec_mode(
+    explained: None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    *,
+    args: list[str],
+    expected: dict[str, object],
+    line: str,
+) -> None:
+    import json
+
+    anchor = tmp_path / "example.ds"
+    anchor.write_text(f"example. 3600 IN DS {ANCHOR_DS}\n", encoding="utf-8")
+    argv = ["check", "example.com", *(str(anchor) if a == "ANCHOR" else a for a in args)]
+    if "trust_anchor" in expected and expected["trust_anchor"] == "ANCHOR":
+        expected = {**expected, "trust_anchor": str(anchor)}
+        line = line.replace("ANCHOR", str(anchor))
+    status, out = run(capsys, *argv, "--json")
+    report = json.loads(out)
+    assert report["domain"] == "dane.example"
+    assert report["dnssec"] == expected
+    status_text, text = run(capsys, *argv)
+    assert status_text == status
+    assert text.splitlines()[:2] == ["--- dane.example", line]

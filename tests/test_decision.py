@@ -366,6 +366,78 @@ def test_ordinary_message_failures_defer() -> None:
     assert conclusion.verdict is Verdict.DEFER
 
 
+def test_a_failed_lookup_beside_an_unreached_mx_defers_with_directory_failure() -> None:
+    # RFC 3463 §3.5 X.4.3: "The inability to connect to an Internet DNS server is one
+    # example"; a failed TLSA lookup (RFC 7672 §2.1.2) is a DNS lookup too.
+    delivery_plan = plan(
+        "example.net",
+        mx_security=Security.SECURE,
+        mx=[
+            MxCandidate(host="a.example.net", preference=10, tlsa=DaneState.FAILED),
+            MxCandidate(host="b.example.net", preference=20),
+        ],
+    )
+    conclusion = conclude(delivery_plan, {"b.example.net": None})
+    assert (conclusion.verdict, conclusion.status) == (Verdict.DEFER, "4.4.3")
+    assert "DNS lookup" in conclusion.detail
+
+
+@pytest.mark.parametrize(
+    ("security", "failed"),
+    [(Security.INSECURE, True), (Security.BOGUS, False), (Security.INDETERMINATE, False)],
+)
+@pytest.mark.parametrize("hosts", [(), ("mx.example.net",)])
+@pytest.mark.parametrize("flags", [MessageFlags(), REQUIRETLS])
+def test_a_failed_mx_lookup_defers_with_directory_failure(
+    security: Security, failed: bool, hosts: tuple[str, ...], flags: MessageFlags
+) -> None:
+    # The client passes no MX hosts when the MX lookup failed (mtasecure.client.plan_delivery).
+    delivery_plan = plan(
+        "example.net",
+        mx_security=security,
+        mx=[MxCandidate(host=h) for h in hosts],
+        flags=flags,
+        mx_lookup_failed=failed,
+    )
+    assert delivery_plan.mx_lookup_failed
+    conclusion = conclude(delivery_plan, {})
+    assert (conclusion.verdict, conclusion.status) == (Verdict.DEFER, "4.4.3")
+
+
+def test_an_empty_plan_without_a_failed_lookup_is_not_a_directory_failure() -> None:
+    delivery_plan = plan("example.net", mx_security=Security.SECURE, mx=[])
+    assert not delivery_plan.mx_lookup_failed
+    assert conclude(delivery_plan, {}).status == "4.4.0"
+
+
+def test_a_requiretls_step_outranks_a_failed_lookup() -> None:
+    delivery_plan = plan(
+        "example.net",
+        mx_security=Security.SECURE,
+        mx=[
+            MxCandidate(host="a.example.net", preference=10, tlsa=DaneState.FAILED),
+            MxCandidate(host="b.example.net", preference=20),
+        ],
+        flags=REQUIRETLS,
+    )
+    _, b = delivery_plan.requirements
+    no_keyword = judge(b, good_session("b.example.net", advertised=False))
+    conclusion = conclude(delivery_plan, {"b.example.net": no_keyword})
+    assert (conclusion.verdict, conclusion.status) == (Verdict.DEFER, "4.7.10")
+
+
+def test_other_failures_keep_the_undefined_routing_status() -> None:
+    delivery_plan = _two_mx_plan(MessageFlags())
+    assert conclude(delivery_plan, {"a.example.net": None}).status == "4.4.0"
+    listed_elsewhere = plan(
+        "example.net",
+        mx_security=Security.SECURE,
+        mx=[MxCandidate(host="mx.example.net")],
+        sts=StsState(mode=PolicyMode.ENFORCE, mx=("other.example.net",)),
+    )
+    assert conclude(listed_elsewhere, {}).status == "4.4.0"
+
+
 def test_conclude_refuses_a_delivered_message() -> None:
     with pytest.raises(UsageError):
         conclude(_two_mx_plan(), {"a.example.net": SessionOutcome(deliver=True)})

@@ -287,8 +287,10 @@ def expected(row: Row) -> Expected:
             verdict = Verdict.DEFER
             if rt_failure is not None:
                 status = "4.7.10"  # RFC 8689 §4.2.1's X.7.10, while another try may succeed
-            elif rule == "sts-unknown":
-                status = "4.4.3"  # RFC 3463 X.4.3: a directory the sender needs is unavailable
+            elif rule in ("dns-failure", "tlsa-lookup-failed", "sts-unknown"):
+                # RFC 3463 §3.5 X.4.3: a directory the sender needs (DNS, the policy store)
+                # is unavailable; "the inability to connect to an Internet DNS server"
+                status = "4.4.3"
             else:
                 status = "4.4.0"  # RFC 3463 X.4.0: other network or routing status
     discovery = row.sts in DISCOVERY_RULES
@@ -472,10 +474,11 @@ def test_an_unknown_sts_state_is_never_delivered_as_no_policy_nor_bounced() -> N
         if got["deliver"] or got["verdict"] is Verdict.BOUNCE:
             assert free, row
         if not free:
+            # The store, or else a DNS or TLSA lookup (DANE ruling first), was unavailable.
             assert (got["kind"], got["verdict"], got["status"]) == (
                 "unusable",
                 Verdict.DEFER,
-                "4.4.3" if got["sts_unknown"] else "4.4.0",
+                "4.4.3",
             ), row
 
 

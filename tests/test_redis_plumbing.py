@@ -89,3 +89,30 @@ async def test_a_silent_server_fails_within_the_timeout(
 
 def test_both_stores_default_to_the_same_timeout() -> None:
     assert redis_cache.DEFAULT_TIMEOUT == report_redis.DEFAULT_TIMEOUT
+
+
+def test_both_stores_close_through_one_aclose() -> None:
+    from mtasecure.transport._redis import RedisStore
+
+    assert RedisPolicyCache.aclose is RedisStore.aclose
+    assert RedisReportStore.aclose is RedisStore.aclose
+
+
+@pytest.mark.parametrize("make", [RedisReportStore, RedisPolicyCache])
+async def test_aclose_closes_the_client_once(
+    make: type[RedisReportStore] | type[RedisPolicyCache],
+) -> None:
+    store = make(f"redis://127.0.0.1:{await _closed_port()}/0")
+    calls: list[None] = []
+    real = store._redis.aclose
+
+    async def counted() -> None:
+        calls.append(None)
+        await real()
+
+    store._redis.aclose = counted
+    async with store:
+        pass
+    await store.aclose()
+    await store.aclose()
+    assert len(calls) == 1

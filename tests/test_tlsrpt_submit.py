@@ -13,7 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasecure._http import HttpResponse
-from mtasecure.errors import HttpError, SmtpError, StoreError, TransportTimeout, UsageError
+from mtasecure.errors import (
+    HttpError,
+    ParseError,
+    SmtpError,
+    StoreError,
+    TransportTimeout,
+    UsageError,
+)
 from mtasecure.results import FailureReason
 from mtasecure.tlsrpt import (
     BuiltReport,
@@ -25,6 +32,7 @@ from mtasecure.tlsrpt import (
     WindowResults,
     _schedule,
     build_reports,
+    parse_record,
     parse_report,
 )
 from mtasecure.tlsrpt._schedule import plan_due_windows, plan_send_time
@@ -117,24 +125,107 @@ def test_fakes_satisfy_the_protocols() -> None:
         ("mailto:tlsrpt@example.net", "mailto", "tlsrpt@example.net"),
         ("MAILTO:tls%2Brpt@example.net", "mailto", "tls+rpt@example.net"),
         ("mailto:tlsrpt@example.net?subject=x", "mailto", "tlsrpt@example.net"),
+        ("mailto:%22a%20b%22@example.net", "mailto", '"a b"@example.net'),
         ("https://reports.example.net/v1/tlsrpt", "https", "https://reports.example.net/v1/tlsrpt"),
-        ("http://reports.example.net/", "unsupported", None),
-        ("mailto:no-at-sign", "unsupported", None),
-        ("mailto:a@b.example,c@d.example", "unsupported", None),
-        ("https:///no-host", "unsupported", None),
-        ("https://[::1", "unsupported", None),
-        ("ftp://x.example/", "unsupported", None),
+        ("HTTPS://reports.example.net:8443/", "https", "https://reports.example.net:8443/"),
+        ("http://reports.example.net/", "unsupported", "scheme 'http' is not mailto or https"),
+        ("mailto:no-at-sign", "unsupported", "no '@'"),
+        ("mailto:a@b.example,c@d.example", "unsupported", "unencoded ','"),
+        ("https:///no-host", "unsupported", "must have a host"),
+        ("https://[::1", "unsupported", "is not a URI"),
+        ("ftp://x.example/", "unsupported", "scheme 'ftp'"),
+        # Looser readings used to take these: the record parser does not.
+        (" mailto:tlsrpt@example.net ", "unsupported", "is not a URI"),
+        ("mailto:a b@example.net", "unsupported", "is not a URI"),
+        ("mailto:tlsrpt@example..net", "unsupported", "address domain"),
+        ("https://user@reports.example.net/", "unsupported", "user information"),
+        ("https://reports.example.net:99999/", "unsupported", "not 1-65535"),
+        ("https://reports_example.net/", "unsupported", "host"),
+        ("mailto://tlsrpt@example.net", "unsupported", "neither '//' nor '#'"),
+        ("", "unsupported", "empty URI"),
     ],
 )
-def test_parse_rua(uri: str, kind: str, where: str | None) -> None:
+def test_parse_rua(uri: str, kind: str, where: str) -> None:
     target = parse_rua(uri)
     assert target.kind == kind
-    assert (target.address or target.url) == where
+    assert target.uri == uri
+    if kind == "unsupported":
+        assert (target.address, target.url) == (None, None)
+        assert where in (target.reason or "")
+    else:
+        assert target.reason is None
+        assert (target.address or target.url) == where
 
 
-@given(st.text(max_size=80))
-def test_parse_rua_never_raises(uri: str) -> None:
-    assert parse_rua(uri).kind in {"mailto", "https", "unsupported"}
+def _accepted_by_the_record_parser(uri: str) -> bool:
+    """Whether a record whose ``rua`` is ``uri`` alone lists exactly ``uri`` as usable."""
+    scheme, colon, rest = uri.partition(":")
+    try:
+        record = parse_record(f"v=TLSRPTv1; rua={uri}")
+    except ParseError:
+        return False
+    return record.rua == (scheme.lower() + colon + rest,)
+
+
+_URI_CHARS = st.sampled_from(
+    [
+        *"abcdeXYZ019-._~:/?#[]@!$&'()*+,;=% \t\"<>",
+        "%2B",
+        "%40",
+        "%zz",
+        "%C3%A9",
+        "é",
+        "example.net",
+    ]
+)
+_URIISH = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["mailto:", "MAILTO:", "https://", "HTTPS://", "https:", "http://", "x:"]),
+        st.one_of(
+            st.sampled_from(["tlsrpt", "a.b", "tls%2Brpt", "%22a%20b%22", "%FF", "a..b", "", "u@"]),
+            st.lists(_URI_CHARS, max_size=8).map("".join),
+        ),
+        st.sampled_from(
+            ["@example.net", "@b.example", "example.net", "@a_b.example", ":443", ":0", "[::1]", ""]
+        ),
+        st.sampled_from(
+            ["", "/", "/v1/tlsrpt", "?subject=x", "?x", "#f", ",mailto:b@c.example", "; x=y", " "]
+        ),
+    ),
+)
+
+
+# Well-formed shapes, with enough freedom (percent escapes, labels with '-', ports, dots)
+# to land on both sides of the rule.
+_NEAR_VALID = st.one_of(
+    st.from_regex(
+        r"(?:mailto|MAILTO|Mailto):[a-z0-9+%._-]{1,8}@[a-z0-9-]{1,8}(?:\.[a-z0-9-]{1,8}){0,2}"
+        r"(?:\?subject=[a-z%0-9]{0,4})?",
+        fullmatch=True,
+    ),
+    st.from_regex(
+        r"(?:https|HTTPS)://[a-z0-9-]{1,10}(?:\.[a-z0-9_-]{1,10}){0,2}(?::[0-9]{1,6})?"
+        r"(?:/[A-Za-z0-9._~%-]{0,8}){0,3}",
+        fullmatch=True,
+    ),
+)
+
+
+@given(st.one_of(st.text(max_size=80), _URIISH, _NEAR_VALID))
+def test_parse_rua_follows_the_record_parser(uri: str) -> None:
+    # One rule (RFC 8460 §3): parse_rua takes a URI iff the record parser would list it.
+    target = parse_rua(uri)  # never raises: ParseError included, nothing escapes
+    assert (target.kind != "unsupported") is _accepted_by_the_record_parser(uri)
+    assert (target.reason is None) is (target.kind != "unsupported")
+    if target.kind == "https":
+        assert target.url == parse_record(f"v=TLSRPTv1; rua={uri}").rua[0]
+
+
+async def test_an_unsupported_rua_says_why() -> None:
+    (outcome,) = await submit_report(_report(), ["http://reports.example.net/"])
+    assert (outcome.delivered, outcome.attempts) == (False, 0)
+    assert outcome.detail == "unsupported: scheme 'http' is not mailto or https (RFC 8460 §3)"
 
 
 @pytest.mark.parametrize(

@@ -275,10 +275,33 @@ def select_record(texts: Iterable[str]) -> TlsRptRecord | None:
     return select_one_record(texts, VERSION, parse_record)
 
 
+def check_rua_uri(uri: str, *, where: str = "rua URI") -> tuple[str, str | None]:
+    """Judge one ``rua`` URI by the rule :func:`parse_record` applies (RFC 8460 §3).
+
+    For a URI that did not come from a parsed record (the one rule for both;
+    see the module docstring).
+
+    Args:
+        uri: one URI, exactly as published (no surrounding space).
+        where: what an error message names as the URI's place.
+
+    Returns:
+        ``(uri with its scheme in lower case, None)`` when reports can be sent
+        to it, or ``(uri, why not)`` when it is a URI that no report can be
+        sent to (another scheme, no valid address or host).
+
+    Raises:
+        RecordSyntaxError: ``uri`` is not an RFC 3986 URI, holds an unencoded
+            ``,``, ``!`` or ``;``, is empty or longer than :data:`MAX_URI_LENGTH`.
+    """
+    return _check_uri(uri, where)
+
+
 def _parse_rua(value: str, index: int, rua: list[str], ignored: list[SkippedRua]) -> None:
     uris = _URI_LIST_SEP.split(value) if " " in value or "\t" in value else value.split(",")
+    where = f"field {index} (rua)"
     for uri in uris:
-        normal, reason = _check_uri(uri, index)
+        normal, reason = _check_uri(uri, where)
         if reason is not None:
             ignored.append(SkippedRua(uri=uri, reason=reason))
         elif normal in rua:
@@ -290,7 +313,7 @@ def _parse_rua(value: str, index: int, rua: list[str], ignored: list[SkippedRua]
             rua.append(normal)
 
 
-def _check_uri(uri: str, index: int) -> tuple[str, str | None]:
+def _check_uri(uri: str, where: str) -> tuple[str, str | None]:
     """``(uri with its scheme lower-cased, why it is unusable or None)``.
 
     The common shapes take a fast path: :data:`_SIMPLE` accepts only a strict
@@ -303,7 +326,7 @@ def _check_uri(uri: str, index: int) -> tuple[str, str | None]:
         normal = _usable_simple_uri(match, 0)
         if normal is not None:
             return normal, None
-    return _check_uri_fully(uri, index)
+    return _check_uri_fully(uri, where)
 
 
 def _usable_simple_uri(match: re.Match[str], group: int | str) -> str | None:
@@ -322,20 +345,20 @@ def _usable_simple_uri(match: re.Match[str], group: int | str) -> str | None:
     return scheme + uri[len(scheme) :]
 
 
-def _check_uri_fully(uri: str, index: int) -> tuple[str, str | None]:
+def _check_uri_fully(uri: str, where: str) -> tuple[str, str | None]:
     if not uri:
-        raise RecordSyntaxError("empty URI in the rua list", where=_where(index), rule=_RULE)
+        raise RecordSyntaxError("empty URI in the rua list", where=where, rule=_RULE)
     if len(uri) > MAX_URI_LENGTH:
         raise RecordSyntaxError(
             f"URI is {len(uri)} characters long, more than {MAX_URI_LENGTH}",
-            where=_where(index),
+            where=where,
             rule=_RULE,
         )
     match = _URI.fullmatch(uri)
     if match is None:
         raise RecordSyntaxError(
             f"{excerpt(uri)!r} is not a URI, or holds an unencoded ',', '!' or ';'",
-            where=_where(index),
+            where=where,
             rule="RFC 8460 §3, RFC 3986 §3",
         )
     scheme = match["scheme"].lower()
@@ -346,10 +369,6 @@ def _check_uri_fully(uri: str, index: int) -> tuple[str, str | None]:
     else:
         reason = f"scheme {scheme!r} is not mailto or https ({_RULE})"
     return scheme + uri[len(scheme) :], reason
-
-
-def _where(index: int) -> str:
-    return f"field {index} (rua)"
 
 
 def _mailto_problem(match: re.Match[str]) -> str | None:

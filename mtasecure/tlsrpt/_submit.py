@@ -5,8 +5,10 @@ this module decides what an attempt is, whether it worked, and how long to
 wait before the next one:
 
 * :func:`parse_rua` reads one ``rua`` URI of the ``_smtp._tls`` record (§3):
-  ``mailto:`` (with percent-decoding, RFC 6068) or ``https:``. Other schemes
-  are reported back, not raised.
+  ``mailto:`` (with percent-decoding, RFC 6068) or ``https:``, judged by the
+  record parser's own rule (:func:`mtasecure.tlsrpt._record.check_rua_uri`),
+  so a URI given by hand is held to what a published one is. Anything else
+  is reported back with the reason, not raised.
 * :func:`judge_upload`: §5.4 wants "a successful response, typically 200 or
   201": any 2xx delivers. 408, 425, 429 and 5xx are worth retrying; other
   codes (400, 403, 404, 413, …) will not get better and end the delivery.
@@ -21,11 +23,13 @@ from __future__ import annotations
 from enum import StrEnum
 from random import Random
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mtasecure._http import HttpResponse
+from mtasecure.errors import ParseError
+from mtasecure.tlsrpt._record import check_rua_uri
 
 __all__ = [
     "MEDIA_TYPE_GZIP",
@@ -49,7 +53,9 @@ class RuaTarget(BaseModel):
         uri: the URI as published.
         kind: ``mailto``, ``https``, or ``unsupported``.
         address: the mailbox of a ``mailto:`` URI (percent-decoded).
-        url: the URL of an ``https:`` URI.
+        url: the URL of an ``https:`` URI, its scheme in lower case.
+        reason: for ``unsupported``, why: the record parser's reason for
+            skipping the URI, or its syntax error.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -58,31 +64,32 @@ class RuaTarget(BaseModel):
     kind: Literal["mailto", "https", "unsupported"]
     address: str | None = None
     url: str | None = None
+    reason: str | None = None
 
 
 def parse_rua(uri: str) -> RuaTarget:
     """Read one ``rua`` URI (RFC 8460 §3; RFC 6068 for ``mailto``).
 
-    Never raises: a URI this side cannot use comes back with kind
-    ``unsupported``, so one bad URI does not stop delivery to the others.
+    The URI is judged exactly as :func:`~mtasecure.tlsrpt.parse_record`
+    judges a published one: ``uri`` is usable iff a record whose ``rua`` is
+    ``uri`` alone lists it in :attr:`~mtasecure.tlsrpt.TlsRptRecord.rua`.
+    Nothing is trimmed: a published URI holds no space.
+
+    Never raises: a URI this side cannot use, or that is not a URI at all,
+    comes back with kind ``unsupported`` and the reason, so one bad URI does
+    not stop delivery to the others.
     """
-    text = uri.strip()
-    scheme, _, rest = text.partition(":")
-    scheme = scheme.lower()
+    try:
+        normal, reason = check_rua_uri(uri)
+    except ParseError as exc:
+        return RuaTarget(uri=uri, kind="unsupported", reason=str(exc))
+    if reason is not None:
+        return RuaTarget(uri=uri, kind="unsupported", reason=reason)
+    scheme, _, rest = normal.partition(":")
     if scheme == "mailto":
-        mailbox = unquote(rest.split("?", 1)[0]).strip()
-        local, at, domain = mailbox.rpartition("@")
-        if at and local and domain and "," not in mailbox and not any(c.isspace() for c in mailbox):
-            return RuaTarget(uri=uri, kind="mailto", address=mailbox)
-        return RuaTarget(uri=uri, kind="unsupported")
-    if scheme == "https":
-        try:
-            parts = urlsplit(text)
-        except ValueError:
-            return RuaTarget(uri=uri, kind="unsupported")
-        if parts.hostname:
-            return RuaTarget(uri=uri, kind="https", url=text)
-    return RuaTarget(uri=uri, kind="unsupported")
+        # The rule held: no '//' or '#', the path is one address, valid UTF-8 once decoded.
+        return RuaTarget(uri=uri, kind="mailto", address=unquote(rest.partition("?")[0]))
+    return RuaTarget(uri=uri, kind="https", url=normal)
 
 
 class UploadVerdict(StrEnum):

@@ -31,17 +31,13 @@ fetch is only as long-lived as the cache.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from datetime import timedelta
-from typing import Any
 
-from mtasecure.errors import StoreError
 from mtasecure.sts._cache import CachedPolicy
 from mtasecure.transport._clock import SystemClock
-from mtasecure.transport._closing import AsyncClosing
 from mtasecure.transport._protocols import Clock
-from mtasecure.transport._redis import connect_redis, redis_errors
+from mtasecure.transport._redis import RedisStore, redis_errors
 from mtasecure.transport.sqlite_cache import read_row, write_row
 
 __all__ = [
@@ -68,7 +64,7 @@ _WHAT = "Redis policy cache"
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\^-"})
 
 
-class RedisPolicyCache(AsyncClosing):
+class RedisPolicyCache(RedisStore):
     """A :class:`~mtasecure.transport.PolicyCache` on a Redis server.
 
     Args:
@@ -93,11 +89,10 @@ class RedisPolicyCache(AsyncClosing):
         timeout: float = DEFAULT_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
-        self._redis: Any = connect_redis(url, what=_WHAT, timeout=timeout)
+        super().__init__(url, what=_WHAT, timeout=timeout)
         self.prefix = prefix
         self.grace = grace
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._closed = False
 
     def _key(self, domain: str) -> str:
         return self.prefix + domain
@@ -159,12 +154,3 @@ class RedisPolicyCache(AsyncClosing):
                 if cursor == 0:
                     break
         return tuple(found.values())
-
-    async def aclose(self) -> None:
-        """Close the connection pool; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        # A dead connection closes anyway.
-        with contextlib.suppress(StoreError), redis_errors(_WHAT, "close"):
-            await self._redis.aclose()

@@ -16,15 +16,12 @@ member, with the lease as expiry), ``…:sent`` (hash of sent domains); plus
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
-from typing import Any
 
 from mtasecure.errors import StoreError, UsageError
 from mtasecure.tlsrpt._collect import ReportWindow, ResultBatch, WindowResults
 from mtasecure.tlsrpt._rows import encode_detail, encode_policy, rows_to_results
-from mtasecure.transport._closing import AsyncClosing
-from mtasecure.transport._redis import connect_redis, redis_errors
+from mtasecure.transport._redis import RedisStore, redis_errors
 from mtasecure.transport.report_sqlite import epoch, from_epoch
 
 __all__ = ["BATCH_TTL", "DEFAULT_TIMEOUT", "RedisReportStore"]
@@ -63,7 +60,7 @@ return 1
 """
 
 
-class RedisReportStore(AsyncClosing):
+class RedisReportStore(RedisStore):
     """A :class:`~mtasecure.transport.ReportStore` on a Redis server.
 
     Args:
@@ -79,20 +76,10 @@ class RedisReportStore(AsyncClosing):
     def __init__(
         self, url: str, *, prefix: str = "tlsrpt:", timeout: float = DEFAULT_TIMEOUT
     ) -> None:
-        self._redis: Any = connect_redis(url, what=_WHAT, timeout=timeout, decode_responses=True)
+        super().__init__(url, what=_WHAT, timeout=timeout, decode_responses=True)
         self._prefix = prefix
         self._add = self._redis.register_script(_ADD)
         self._claim = self._redis.register_script(_CLAIM)
-        self._closed = False
-
-    async def aclose(self) -> None:
-        """Close the connection pool; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        # A dead connection closes anyway.
-        with contextlib.suppress(StoreError), redis_errors(_WHAT, "close"):
-            await self._redis.aclose()
 
     def _key(self, window: ReportWindow, part: str) -> str:
         return f"{self._prefix}w:{epoch(window.start)}:{epoch(window.end)}:{part}"

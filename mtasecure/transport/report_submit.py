@@ -218,7 +218,8 @@ async def _deliver_one(
     monotonic: Callable[[], float],
 ) -> DeliveryOutcome:
     if target.kind == "unsupported":
-        return DeliveryOutcome(uri=target.uri, delivered=False, attempts=0, detail="unsupported")
+        detail = f"unsupported: {target.reason}"
+        return DeliveryOutcome(uri=target.uri, delivered=False, attempts=0, detail=detail)
     message = b""
     if target.kind == "mailto":
         if mail is None or sender is None:

@@ -251,6 +251,15 @@ def test_local_validation_agrees_with_the_trusted_validator(
     validator, local = json.loads(out_validator), json.loads(out_local)
     assert status_local == status_validator
     assert _verdicts(local) == _verdicts(validator)
+    # The same statuses, vouched for differently: the JSON says by whom.
+    unbound, knot = (f"{a}:{p}" for a, p in (servers.dns.unbound, servers.dns.knot))
+    assert validator["dnssec"] == {"mode": "validator", "servers": [unbound], "trusted": [unbound]}
+    assert local["dnssec"] == {
+        "mode": "local",
+        "servers": [knot],
+        "trust_anchor": str(servers.anchor_file),
+        "anchor_zone": ".",
+    }
 
 
 def test_local_validation_of_a_dane_domain(

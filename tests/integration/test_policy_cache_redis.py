@@ -7,6 +7,7 @@ failures are made the way a fleet meets them: a server that refuses writes
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
@@ -202,3 +203,33 @@ async def test_a_killed_server_raises_store_error_and_the_client_keeps_its_copy(
             assert back.policy_id == "back"
     finally:
         stop_redis(server)
+
+
+@pytest.mark.parametrize("make", ["policy cache", "report store"])
+async def test_aclose_hangs_up_once_and_is_idempotent(
+    redis_server: RedisServer, raw: aioredis.Redis, make: str
+) -> None:
+    # Both Redis stores share one aclose (mtasecure.transport._redis.RedisStore).
+    from mtasecure.transport.report_redis import RedisReportStore
+
+    name = f"close-{uuid.uuid4().hex[:8]}"
+    store = (
+        RedisPolicyCache(redis_server.url, prefix=name + ":")
+        if make == "policy cache"
+        else RedisReportStore(redis_server.url, prefix=name + ":")
+    )
+
+    async def connected() -> bool:
+        clients = await raw.client_list()
+        return any(c.get("name") == name for c in clients)
+
+    async with store:
+        await store._redis.client_setname(name)  # the store's own pooled connection
+        assert await connected()
+    for _ in range(50):  # the server drops the client when the socket closes
+        if not await connected():
+            break
+        await asyncio.sleep(0.02)
+    assert not await connected()
+    await store.aclose()  # again: nothing to do, no error
+    assert not await connected()
