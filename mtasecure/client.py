@@ -51,7 +51,14 @@ from mtasecure.decision import (
     plan,
 )
 from mtasecure.dnssec import DnsAnswer
-from mtasecure.errors import DnsError, HttpError, StoreError, TransportError, UsageError
+from mtasecure.errors import (
+    DnsError,
+    HttpError,
+    NameSyntaxError,
+    StoreError,
+    TransportError,
+    UsageError,
+)
 from mtasecure.mx import MxSet, parse_mx
 from mtasecure.requiretls import MessageFlags
 from mtasecure.results import CheckResult, FailureReason
@@ -612,7 +619,9 @@ class MtaSecure(AsyncClosing):
                 for success).
             sts_policy: the MTA-STS policy the plan was made from, when the
                 requirement's policy type is ``sts`` (its lines become the
-                ``policy-string``).
+                ``policy-string``). Default: the policy this client's last
+                :meth:`sts_lookup` of ``domain`` found, which is the one
+                :meth:`plan_delivery` used when it did the discovery itself.
             sts_failure: ``DeliveryPlan.sts_failure`` — a discovery failure to
                 report (RFC 8460 §4.3.2.2).
             sending_ip: this MTA's source address (``sending-mta-ip``).
@@ -634,6 +643,8 @@ class MtaSecure(AsyncClosing):
             UsageError: ``domain`` is not a host name, or an ``sts``
                 requirement comes without ``sts_policy``.
         """
+        if sts_policy is None:
+            sts_policy = self._looked_up_policy(domain)
         entry = plan_session_record(
             domain,
             requirement,
@@ -662,6 +673,14 @@ class MtaSecure(AsyncClosing):
             additional_information=additional_information,
         )
         return True
+
+    def _looked_up_policy(self, domain: str) -> StsPolicy | None:
+        """The policy the last :meth:`sts_lookup` of ``domain`` found, if it is remembered."""
+        try:
+            hit = self._answers.get(cached_host(domain))
+        except NameSyntaxError:
+            return None  # plan_session_record names the bad domain
+        return hit[1].policy if hit is not None else None
 
     def _seal_reports(self) -> None:
         """Move what the collector holds into the queue, attributed to its window."""

@@ -150,6 +150,32 @@ async def test_an_sts_requirement_without_its_policy_is_a_usage_error() -> None:
         client.record_session("sts.example", delivery.requirements[0], None)
 
 
+async def test_the_policy_plan_delivery_discovered_is_the_default() -> None:
+    # plan_delivery did the MTA-STS discovery itself: record_session takes the
+    # policy it found, and the report names it (RFC 8460 §4.4 policy-string).
+    client, _, resolver = _client(http=FakeHttpClient())
+    resolver.add("_mta-sts.sts.example", "TXT", ['"v=STSv1; id=1;"'], ttl=300)
+    policy_text = "version: STSv1\nmode: enforce\nmx: mx1.sts.example\nmax_age: 86400\n"
+    client.http.add("https://mta-sts.sts.example/.well-known/mta-sts.txt", policy_text)  # type: ignore[attr-defined]
+    delivery = await client.plan_delivery("sts.example")
+    (requirement,) = delivery.usable  # mx2.other.example is not in the policy
+    outcome = judge(requirement, GOOD)
+    assert client.record_session("sts.example", requirement, outcome)
+    (built,) = [
+        b
+        for b in await client.build_daily_reports(DAY, OPTIONS)
+        if b.policy_domain == "sts.example"
+    ]
+    (entry,) = built.report.policies
+    assert entry.policy.policy_type is PolicyType.STS
+    assert entry.policy.policy_string == (
+        "version: STSv1",
+        "mode: enforce",
+        "mx: mx1.sts.example",
+        "max_age: 86400",
+    )
+
+
 async def test_a_discovery_failure_is_reported_under_sts() -> None:
     client, _, _ = _client()
     delivery = await client.plan_delivery("plain.example")
