@@ -105,6 +105,31 @@ TLSA_CASES: dict[str, tuple[Security, tuple[str, ...], bool, bool, DaneState, bo
 }
 
 
+# The alias's own CNAME record, asked when its address chain ends insecure (§2.2.2,
+# "Insecure CNAME"): (security, a record there, failed), the state it decides, or
+# None to look TLSA up at the original name only.
+CNAME_CASES: dict[str, tuple[Security, bool, bool, DaneState | None, str]] = {
+    "secure": (S, True, False, None, "§2.2.2: secure first response: TLSA at the original name"),
+    "insecure": (N, True, False, DaneState.INSECURE, "§2.2.2: initial CNAME insecure too"),
+    "gone": (S, False, False, DaneState.INSECURE, "§2.2.2: no longer an alias: non-CNAME"),
+    "bogus": (B, True, False, DaneState.FAILED, "§2.2.2: bogus results delay delivery"),
+    "indeterminate": (D, True, False, DaneState.FAILED, "§2.2.2: indeterminate delays too"),
+    "failed": (S, False, True, DaneState.FAILED, "§2.2.2: errors delay delivery"),
+}
+
+
+def _alias(kind: str) -> tuple[DaneLookup, DnsAnswer]:
+    security, present, failed, _, _ = CNAME_CASES[kind]
+    answer = DnsAnswer(
+        name=HOST,
+        rdtype="CNAME",
+        records=(ALIAS_TARGET + ".",) if present else (),
+        security=security,
+        failed=failed,
+    )
+    return DaneLookup(HOST, "CNAME"), answer
+
+
 def _addresses(kind: str, alias: bool) -> dict[DaneLookup, DnsAnswer]:
     security, failed, _, _ = ADDRESS_CASES[kind]
     chain = (ALIAS_TARGET,) if alias else ()
@@ -162,27 +187,43 @@ def test_every_combination_rfc7672_2_2(mx: str, address: str, cname: str) -> Non
     case = MX_CASES[mx]
     alias = cname == "cname"
     address_security, _, address_decides, _ = ADDRESS_CASES[address]
-    candidates = [ALIAS_TARGET, HOST] if alias else [HOST]
-    for expanded_kind, original_kind in itertools.product(TLSA_CASES, repeat=2):
+    # Only an alias whose address chain ends insecure asks for its own CNAME record.
+    asks_alias = alias and address == "insecure"
+    alias_kinds: list[str | None] = list(CNAME_CASES) if asks_alias else [None]
+    candidates = [ALIAS_TARGET, HOST] if alias and not asks_alias else [HOST]
+    for expanded_kind, original_kind, alias_kind in itertools.product(
+        TLSA_CASES, TLSA_CASES, alias_kinds
+    ):
         world = _addresses(address, alias)
-        kinds = [expanded_kind, original_kind] if alias else [original_kind]
+        if alias_kind is not None:
+            world.update([_alias(alias_kind)])
+        kinds = [expanded_kind, original_kind] if len(candidates) == 2 else [original_kind]
         for base, kind in zip(candidates, kinds, strict=True):
             lookup, answer = _tlsa(base, kind)
             world[lookup] = answer
         step, asked = _drive(world, case.mx_set)
-        where = f"{mx} / {address} / {cname} / TLSA {kinds}"
+        where = f"{mx} / {address} / {cname} / alias {alias_kind} / TLSA {kinds}"
 
-        # The expected walk: the MX answer (§2.2.1), the addresses (§2.2.2),
-        # then each TLSA candidate until one decides (§2.2.3).
+        # The expected walk: the MX answer (§2.2.1), the addresses (§2.2.2), the
+        # alias's own CNAME record when they end insecure (§2.2.2), then each TLSA
+        # candidate until one decides (§2.2.3).
         expected_lookups: list[DaneLookup] = []
         base = HOST
+        walk_tlsa = False
         if case.decides is not None:
             state = case.decides
+        elif alias_kind is not None:
+            expected_lookups = [*ADDRESS_LOOKUPS, DaneLookup(HOST, "CNAME")]
+            decided = CNAME_CASES[alias_kind][3]
+            walk_tlsa = decided is None
+            state = decided if decided is not None else DaneState.NO_TLSA
         elif address_decides is not None:
             expected_lookups = list(ADDRESS_LOOKUPS)
             state = address_decides
         else:
             expected_lookups = list(ADDRESS_LOOKUPS)
+            walk_tlsa = True
+        if walk_tlsa:
             for base, kind in zip(candidates, kinds, strict=True):
                 expected_lookups.append(DaneLookup(f"_25._tcp.{base}", "TLSA"))
                 state, decides = TLSA_CASES[kind][4], TLSA_CASES[kind][5]
@@ -199,7 +240,7 @@ def test_every_combination_rfc7672_2_2(mx: str, address: str, cname: str) -> Non
         assert "RFC " in step.policy.detail, where
         # §3.2.2: the next hop is a reference name only after a secure MX lookup
         # that listed the host, and only once TLSA records were looked up.
-        tlsa_decided = len(asked) > 2
+        tlsa_decided = any(q.rdtype == "TLSA" for q in asked)
         hop = (NEXT_HOP,) if case.secure_listing and tlsa_decided else ()
         assert step.policy.reference_names == (base, *hop), where
         # §2.2.2: a relay's address answers stand in for the MX answer.
@@ -385,6 +426,7 @@ def _answer(draw: st.DrawFn, lookup: DaneLookup) -> DnsAnswer:
     records = {
         "A": st.just("192.0.2.25"),
         "AAAA": st.just("2001:db8::25"),
+        "CNAME": st.sampled_from([ALIAS_TARGET + ".", "hop.example.org."]),
         "TLSA": st.sampled_from([USABLE_RECORD, UNUSABLE_RECORD, "3 1 1 00", "junk"]),
     }[lookup.rdtype]
     return DnsAnswer(

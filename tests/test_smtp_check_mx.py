@@ -337,3 +337,51 @@ async def test_a_secure_alias_falls_back_to_the_original_name(pki: dict[str, obj
     tlsa_queries = [name for name, rdtype in resolver.queries if rdtype == "TLSA"]
     assert tlsa_queries == ["_25._tcp.real.example.net", f"_25._tcp.{MX}"]
     assert result.checks[0].dane.ok
+
+
+def _signed_alias_to_unsigned_zone(*tlsa: str, alias_security: str = "secure") -> str:
+    """A signed MX host name that is an alias into an unsigned provider zone."""
+    return "\n".join(
+        [
+            "$SECURITY secure",
+            f"example.com. MX 10 {MX}.",
+            *tlsa,
+            f"$SECURITY {alias_security}",
+            f"{MX}. CNAME mx.provider.example.",
+            "$SECURITY insecure",
+            "mx.provider.example. A 192.0.2.25",
+        ]
+    )
+
+
+async def test_a_secure_alias_into_an_unsigned_zone_keeps_its_tlsa_rfc7672_2_2_2(
+    pki: dict[str, object],
+) -> None:
+    # §2.2.2 "Insecure CNAME": the first response is secure, the addresses are
+    # not; TLSA is looked up at the original name, and only there.
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script(MX, chain=chain)
+    zone = _signed_alias_to_unsigned_zone(_tlsa(chain[0]))
+    result, resolver = await _check(zone, smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.USABLE, result.dane_policy.detail
+    assert result.dane_policy.base_domain == MX
+    assert (MX, "CNAME") in resolver.queries
+    assert [n for n, t in resolver.queries if t == "TLSA"] == [f"_25._tcp.{MX}"]
+    assert result.checks[0].dane.ok
+    assert result.requirement is not None
+    assert result.requirement.kind is RequirementKind.DANE
+
+
+async def test_an_insecure_alias_into_an_unsigned_zone_means_no_dane_rfc7672_2_2_2(
+    pki: dict[str, object],
+) -> None:
+    chain = pki["good"]
+    assert isinstance(chain, list)
+    smtp = FakeSmtp()
+    smtp.script(MX, chain=chain)
+    zone = _signed_alias_to_unsigned_zone(_tlsa(chain[0]), alias_security="insecure")
+    result, resolver = await _check(zone, smtp, pki["trust"])  # type: ignore[arg-type]
+    assert result.dane_policy.state is DaneState.INSECURE
+    assert not [n for n, t in resolver.queries if t == "TLSA"]

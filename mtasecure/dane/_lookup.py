@@ -12,7 +12,14 @@ rules, in the order the planner applies them::
         secure, or it does not list the host     -> go on
     A and AAAA of the host, asked together (before any TLSA lookup, §2.2.2)
         either bogus, indeterminate or failed    -> FAILED (§2.1.1, §2.2.2)
-        the weaker of the two insecure           -> INSECURE, no TLSA lookup (§2.2.2)
+        the weaker of the two insecure:
+            the host is no alias                 -> INSECURE, no TLSA lookup (§2.2.2)
+            the host is an alias                 -> its own CNAME record, to see whether
+                                                    the first response was secure (§2.2.2,
+                                                    "Insecure CNAME"):
+                bogus, indeterminate or failed   -> FAILED (§2.2.2: errors delay delivery)
+                secure, a CNAME record           -> TLSA candidate _<port>._tcp.host only
+                insecure, or no CNAME record     -> INSECURE, no TLSA lookup
         secure                                   -> TLSA candidates:
             one CNAME-expanded name E != host    -> _<port>._tcp.E, then _<port>._tcp.host
             otherwise                            -> _<port>._tcp.host (§2.2.3)
@@ -22,7 +29,8 @@ rules, in the order the planner applies them::
         no candidate left                        -> the last one's policy (DANE does not apply)
 
 So at most :data:`MAX_DANE_LOOKUPS` lookups are made: A, AAAA and
-:data:`MAX_TLSA_CANDIDATES` TLSA queries.
+:data:`MAX_TLSA_CANDIDATES` TLSA queries, or A, AAAA, the host's CNAME and
+one TLSA query.
 
 A configured relay (RFC 7672 §2.2.2, first case) is a next hop that was not
 found through the MX lookup: ``mx_set=None`` (nothing was looked up), or a
@@ -36,11 +44,11 @@ Decisions where RFC 7672 leaves room, or where :class:`~mtasecure.dnssec.DnsAnsw
 carries less than the RFC distinguishes:
 
 * An answer carries one status for its whole CNAME chain (the weakest link,
-  :func:`~mtasecure.dnssec.combine_security`). The "insecure CNAME" case of
-  §2.2.2, where the first response is secure and only the end of the chain
-  is insecure (TLSA at the original name), cannot be told apart from an
-  insecure first response, so both are treated as insecure: no TLSA lookup,
-  which is what §2.2.2 asks for the second.
+  :func:`~mtasecure.dnssec.combine_security`), so an insecure address answer
+  for an alias does not say whether the first response (the alias's own
+  CNAME record) was secure. The planner asks for that record itself (type
+  CNAME at the host): a signed alias pointing into an unsigned zone keeps
+  the TLSA records published at the alias (§2.2.2, "Insecure CNAME").
 * When the A and AAAA answers end at different names (the chain changed
   between the two queries), there is no one "fully expanded" name and only
   the host name is a candidate.
@@ -70,6 +78,7 @@ __all__ = [
     "DaneLookup",
     "DaneStep",
     "plan_address_dane",
+    "plan_alias_dane",
     "plan_dane_lookup",
     "plan_mx_set_dane",
 ]
@@ -78,7 +87,8 @@ MAX_TLSA_CANDIDATES = 2
 """Most TLSA base domains tried: the CNAME-expanded host name, then the host (RFC 7672 §2.2.3)."""
 
 MAX_DANE_LOOKUPS = 2 + MAX_TLSA_CANDIDATES
-"""Most lookups one plan makes: A, AAAA, then each TLSA candidate (RFC 7672 §2.2.2, §2.2.3)."""
+"""Most lookups one plan makes: A, AAAA, then each TLSA candidate, or A, AAAA, the host's
+CNAME record and one TLSA candidate (RFC 7672 §2.2.2, §2.2.3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +98,7 @@ class DaneLookup:
     Attributes:
         name: the query name, normalised (``mx.example.com``,
             ``_25._tcp.mx.example.com``).
-        rdtype: ``"A"``, ``"AAAA"`` or ``"TLSA"``.
+        rdtype: ``"A"``, ``"AAAA"``, ``"CNAME"`` or ``"TLSA"``.
     """
 
     name: str
@@ -252,20 +262,71 @@ def plan_dane_lookup(
         return DaneStep(lookups=ask)
     addresses = answers[:2]
     policy = plan_address_dane(host, addresses, port=port)
+    asked = 2
+    if policy is not None and policy.state is DaneState.INSECURE and _is_alias(addresses):
+        # Insecure at the end of an alias chain: was the first response secure (§2.2.2)?
+        own = DaneLookup(host, "CNAME")
+        if len(answers) == asked:
+            return DaneStep(lookups=(own,))
+        _check_answers((own,), answers[asked : asked + 1])
+        policy = plan_alias_dane(host, answers[asked], port=port)
+        asked += 1
+        bases: tuple[str, ...] = (host,)
+    else:
+        bases = _tlsa_candidates(host, addresses)
     if policy is not None:
-        return _finish(policy, answers, 2, done)
+        return _finish(policy, answers, asked, done)
     mx_secure = listed and mx_set is not None and mx_set.security is Security.SECURE
     hop = next_hop if next_hop is not None else (mx_set.domain if mx_set is not None else None)
-    candidates = [
-        DaneLookup(f"_{port}._tcp.{base}", "TLSA") for base in _tlsa_candidates(host, addresses)
-    ]
+    candidates = [DaneLookup(f"_{port}._tcp.{base}", "TLSA") for base in bases]
     # Each candidate's answer either decides or passes to the next; the last decides.
-    for seen, answer in enumerate(answers[2:], start=1):
+    for seen, answer in enumerate(answers[asked:], start=1):
         _check_answers((candidates[seen - 1],), (answer,))
         found = plan_dane(answer, mx_secure, next_hop=hop)
         if found.applies or seen == len(candidates):
-            return _finish(found, answers, 2 + seen, done)
-    return DaneStep(lookups=(candidates[len(answers) - 2],))
+            return _finish(found, answers, asked + seen, done)
+    return DaneStep(lookups=(candidates[len(answers) - asked],))
+
+
+def plan_alias_dane(host: str, alias: DnsAnswer, *, port: int = 25) -> DanePolicy | None:
+    """Decide DANE from an alias's own CNAME answer, or ``None`` to look TLSA up at ``host``.
+
+    RFC 7672 §2.2.2, "Insecure CNAME": the address records at the end of
+    ``host``'s alias chain are insecure. If the first response, the CNAME
+    record at ``host``, is insecure as well, DANE does not apply; if it is
+    secure, TLSA is looked up at ``host`` itself (the original name) and
+    nowhere else. A failed, bogus or indeterminate answer delays delivery
+    ("errors ... MUST result in delaying or abandoning delivery").
+
+    Args:
+        host: the SMTP server's host name (normalised).
+        alias: the answer to the CNAME query at ``host``.
+        port: the SMTP port.
+    """
+    common = {"base_domain": host, "port": port, "reference_names": (host,)}
+    if alias.failed or alias.security in (Security.BOGUS, Security.INDETERMINATE):
+        return DanePolicy(
+            state=DaneState.FAILED,
+            reason=FailureReason.DNSSEC_INVALID,
+            detail=f"CNAME lookup for {host} is {alias.security}"
+            f"{': ' + alias.why if alias.why else ''}; the MX must not be used "
+            "(RFC 7672 §2.2.2)",
+            **common,
+        )
+    if alias.security is Security.SECURE and alias.records:
+        return None
+    return DanePolicy(
+        state=DaneState.INSECURE,
+        detail=f"{host} is an alias whose own CNAME record is "
+        f"{'insecure' if alias.records else 'gone'} and whose address records are "
+        "insecure: no TLSA lookup, DANE does not apply (RFC 7672 §2.2.2)",
+        **common,
+    )
+
+
+def _is_alias(addresses: tuple[DnsAnswer, ...]) -> bool:
+    """Whether an address lookup of the host followed a CNAME record."""
+    return any(a.cname_chain for a in addresses)
 
 
 def _tlsa_candidates(host: str, addresses: tuple[DnsAnswer, ...]) -> tuple[str, ...]:

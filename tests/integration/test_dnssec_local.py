@@ -34,6 +34,8 @@ QUESTIONS = [
     ("alias1.signed.example", "A"),  # CNAME chain in one zone
     ("www.nsec3.example", "A"),
     ("tounsigned.signed.example", "A"),  # CNAME into an insecure zone
+    ("tounsigned.signed.example", "CNAME"),  # ...whose own record is secure (RFC 7672 §2.2.2)
+    ("tosigned.unsigned.example", "CNAME"),  # an insecure CNAME record
     ("tosigned.unsigned.example", "A"),  # CNAME from an insecure zone
     ("toexpired.signed.example", "A"),  # CNAME into a bogus zone
     ("dangling.signed.example", "A"),  # CNAME to NXDOMAIN
@@ -88,3 +90,16 @@ async def test_local_validation_with_the_wrong_anchor_is_bogus(dnsworld: DnsWorl
         answer = await local.resolve("signed.example", "A")
     assert answer.security is Security.BOGUS
     assert answer.failed
+
+
+async def test_the_first_response_of_an_alias_into_an_unsigned_zone_is_secure(
+    both: tuple[DnsResolver, ValidatingResolver],
+) -> None:
+    # What RFC 7672 §2.2.2's "Insecure CNAME" case turns on, in both modes.
+    for resolver in both:
+        chain = await resolver.resolve("tounsigned.signed.example", "A")
+        own = await resolver.resolve("tounsigned.signed.example", "CNAME")
+        assert chain.security is Security.INSECURE
+        assert chain.cname_chain
+        assert own.security is Security.SECURE
+        assert own.records == ("unsigned.example.",)

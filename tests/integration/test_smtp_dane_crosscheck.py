@@ -44,6 +44,7 @@ from tests.pki import Issued, mint
 pytestmark = pytest.mark.integration
 
 ZONE = "signed.example"
+UNSIGNED = "unsigned.example"
 NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
 
@@ -71,6 +72,7 @@ class Case:
     sans: tuple[str, ...] | None = None
     expired: bool = False
     alias: bool = False
+    unsigned_target: bool = False  # the host is a signed alias into an unsigned zone
 
     @property
     def host(self) -> str:
@@ -79,8 +81,13 @@ class Case:
 
     @property
     def base(self) -> str:
-        """Where the address and TLSA records are: the alias's target, or the host."""
+        """Where the TLSA records are: the alias's target, or the host."""
         return f"real-{self.name}.{ZONE}" if self.alias else self.host
+
+    @property
+    def target(self) -> str:
+        """Where the address record is."""
+        return f"real-{self.name}.{UNSIGNED}" if self.unsigned_target else self.base
 
 
 CASES = [
@@ -116,6 +123,12 @@ CASES = [
     # DANE-TA reference identifier (RFC 7672 §2.2.3, §3.2.2).
     Case("alias-ta", lambda p, leaf: [_tlsa(p.inter.cert, 2, 0, 1)], True, alias=True),
     Case("alias-ee", lambda p, leaf: [_tlsa(leaf.cert, 3, 1, 1)], True, alias=True),
+    # A signed alias into an unsigned zone: the first response is secure, the
+    # addresses are not, so the TLSA records at the alias itself apply (RFC 7672
+    # §2.2.2, "Insecure CNAME").
+    Case(
+        "unsigned-target", lambda p, leaf: [_tlsa(leaf.cert, 3, 1, 1)], True, unsigned_target=True
+    ),
     # Only PKIX usages (unusable for SMTP, RFC 7672 §3.1.3): encrypt, don't authenticate.
     Case("unusable", lambda p, leaf: [_tlsa(leaf.cert, 1, 1, 1)], False),
 ]
@@ -155,6 +168,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     pki = Pki(root, inter, other)
     postfix = PostfixWorld()
     records: list[str] = []
+    unsigned: list[str] = []
     instances: dict[str, PostfixInstance] = {}
     try:
         for case in CASES:
@@ -173,14 +187,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             instances[case.name] = instance
             if case.alias:
                 records.append(f"{case.host}. CNAME {case.base}.")
-            records.append(f"{case.base}. A 127.0.0.1")
+            if case.unsigned_target:
+                records.append(f"{case.host}. CNAME {case.target}.")
+                unsigned.append(f"{case.target}. A 127.0.0.1")
+            else:
+                records.append(f"{case.base}. A 127.0.0.1")
             records += [
                 f"_{instance.port}._tcp.{case.base}. TLSA {r}" for r in case.records(pki, leaf)
             ]
         for instance in instances.values():
             postfix.wait(instance)
         directory = tmp_path_factory.mktemp("dane-dns")
-        with run_dnsworld(directory, extra_records={ZONE: records}, with_unbound=False) as dns:
+        with run_dnsworld(
+            directory, extra_records={ZONE: records, UNSIGNED: unsigned}, with_unbound=False
+        ) as dns:
             zones = [z.name for z in dns.zones] + ["example", "."]
             # The tree's own Unbound listens on a free port; Postfix needs port 53.
             config = _unbound_config(directory, 53, dns.knot[1], zones, dns.trust_anchor)
