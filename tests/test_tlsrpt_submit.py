@@ -330,6 +330,79 @@ async def test_mail_is_signed_when_a_key_is_given() -> None:
     assert mail.sent[0][2].startswith(b"DKIM-Signature:")
 
 
+def _ed25519_keys() -> tuple[bytes, bytes, bytes]:
+    """An Ed25519 key as PKCS#8 PEM, as its base64 seed, and its DKIM key record."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    seed = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public)
+    return pem, base64.b64encode(seed), record
+
+
+@pytest.mark.parametrize("form", ["pem", "seed"])
+async def test_mail_is_signed_with_ed25519_rfc8463(form: str) -> None:
+    import dkim
+
+    pem, seed, record = _ed25519_keys()
+    mail = FakeMail()
+    await submit_report(
+        _report(),
+        ["mailto:rua@example.net"],
+        mail=mail,
+        sender=SENDER,
+        dkim=DkimKey(
+            selector="s",
+            domain="mail.sender.example",
+            private_key=pem if form == "pem" else seed,
+            algorithm="ed25519-sha256",
+        ),
+    )
+    signed = mail.sent[0][2]
+    assert signed.startswith(b"DKIM-Signature:")
+    assert b"a=ed25519-sha256" in signed.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ")
+    queried: list[bytes] = []
+
+    def key_record(name: bytes, timeout: int = 5) -> bytes:
+        queried.append(name)
+        return record
+
+    assert dkim.verify(signed, dnsfunc=key_record, tlsrpt=True)
+    assert queried == [b"s._domainkey.mail.sender.example."]
+
+
+def test_an_rsa_pem_for_ed25519_is_a_usage_error() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from mtasecure.transport.report_submit import sign_report_message
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key = DkimKey(selector="s", domain="d.example", private_key=pem, algorithm="ed25519-sha256")
+    with pytest.raises(UsageError, match="Ed25519"):
+        sign_report_message(b"From: a@d.example\r\n\r\nx\r\n", key)
+
+
+def test_an_unknown_dkim_algorithm_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        DkimKey(selector="s", domain="d.example", private_key=b"k", algorithm="rsa-sha1")  # type: ignore[arg-type]
+
+
 async def test_https_retries_with_backoff_then_delivers() -> None:
     http, clock = FakeHttp([503, HttpError("reset"), TransportTimeout("slow"), 200]), FakeTime()
     policy = RetryPolicy(first_delay=10, factor=2, max_delay=1000, total=10_000, max_attempts=10)

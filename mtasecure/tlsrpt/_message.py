@@ -27,6 +27,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,9 +68,10 @@ class DkimKey(BaseModel):
     Attributes:
         selector: ``s=``.
         domain: ``d=``; should be (a parent of) the submitter domain.
-        private_key: the PEM (PKCS#1 or PKCS#8) RSA or Ed25519 private key;
-            for Ed25519 dkimpy also takes the raw base64 seed.
-        algorithm: ``rsa-sha256`` or ``ed25519-sha256`` (RFC 8463).
+        private_key: the PEM (PKCS#1 or PKCS#8) RSA private key; for
+            ``ed25519-sha256``, the PKCS#8 PEM Ed25519 key or its 32-octet
+            seed in base64.
+        algorithm: ``rsa-sha256`` (RFC 6376) or ``ed25519-sha256`` (RFC 8463).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -77,7 +79,7 @@ class DkimKey(BaseModel):
     selector: str = Field(min_length=1)
     domain: str = Field(min_length=1)
     private_key: bytes = Field(repr=False)
-    algorithm: str = "rsa-sha256"
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256"
 
 
 def render_subject(policy_domain: str, submitter: str, report_id: str) -> str:

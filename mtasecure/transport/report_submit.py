@@ -22,6 +22,7 @@ window's reports are due. This module only performs the steps:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import smtplib
 import ssl
@@ -29,6 +30,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from random import Random
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mtasecure.errors import (
     DnsError,
@@ -95,7 +100,7 @@ def sign_report_message(message: bytes, key: DkimKey) -> bytes:
             message,
             key.selector.encode(),
             key.domain.encode(),
-            key.private_key,
+            _dkimpy_key(key),
             canonicalize=(b"relaxed", b"relaxed"),
             signature_algorithm=key.algorithm.encode(),
             include_headers=[h.encode() for h in SIGNED_HEADERS],
@@ -104,6 +109,29 @@ def sign_report_message(message: bytes, key: DkimKey) -> bytes:
     except (dkimpy.DKIMException, ValueError, TypeError) as exc:
         raise UsageError(f"DKIM signing failed: {exc}") from exc
     return bytes(header) + message
+
+
+def _dkimpy_key(key: DkimKey) -> bytes:
+    """The private key as dkimpy takes it: PEM for RSA, the base64 seed for Ed25519.
+
+    A PKCS#8 PEM Ed25519 key is turned into its seed here, so both key kinds
+    can be given as PEM files.
+
+    Raises:
+        UsageError: a PEM key for ``ed25519-sha256`` that is not an Ed25519 key.
+    """
+    if key.algorithm != "ed25519-sha256" or b"-----BEGIN" not in key.private_key:
+        return key.private_key
+    try:
+        loaded = serialization.load_pem_private_key(key.private_key, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise UsageError(f"DKIM signing failed: unreadable Ed25519 key: {exc}") from exc
+    if not isinstance(loaded, ed25519.Ed25519PrivateKey):
+        raise UsageError("DKIM signing failed: ed25519-sha256 needs an Ed25519 key (RFC 8463)")
+    seed = loaded.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return base64.b64encode(seed)
 
 
 class SmtpSubmitter:
