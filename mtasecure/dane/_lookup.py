@@ -153,14 +153,8 @@ def plan_mx_set_dane(
     """
     common = {"base_domain": host, "port": port, "reference_names": (host,)}
     if mx_set.failed or mx_set.security in (Security.BOGUS, Security.INDETERMINATE):
-        return DanePolicy(
-            state=DaneState.FAILED,
-            reason=FailureReason.DNSSEC_INVALID,
-            detail=f"MX lookup for {mx_set.domain} is {mx_set.security}"
-            f"{': ' + mx_set.why if mx_set.why else ''}; the MX must not be used "
-            "(RFC 7672 §2.2.1)",
-            **common,
-        )
+        what = f"MX lookup for {mx_set.domain}"
+        return _failed(what, mx_set.security, mx_set.why, "§2.2.1", host, port)
     if listed and mx_set.security is Security.INSECURE:
         return DanePolicy(
             state=DaneState.INSECURE,
@@ -188,14 +182,8 @@ def plan_address_dane(
     common = {"base_domain": mx, "port": port, "reference_names": (mx,)}
     security = combine_security(a.security for a in addresses)
     if any(a.failed for a in addresses) or security in (Security.BOGUS, Security.INDETERMINATE):
-        why = "; ".join(a.why for a in addresses if a.why) or str(security)
-        return DanePolicy(
-            state=DaneState.FAILED,
-            reason=FailureReason.DNSSEC_INVALID,
-            detail=f"address lookup for {mx} is {security}: {why}; "
-            "the MX must not be used (RFC 7672 §2.1.1)",
-            **common,
-        )
+        why = "; ".join(a.why for a in addresses if a.why)
+        return _failed(f"address lookup for {mx}", security, why, "§2.1.1", mx, port)
     if security is Security.INSECURE:
         return DanePolicy(
             state=DaneState.INSECURE,
@@ -303,24 +291,32 @@ def plan_alias_dane(host: str, alias: DnsAnswer, *, port: int = 25) -> DanePolic
         alias: the answer to the CNAME query at ``host``.
         port: the SMTP port.
     """
-    common = {"base_domain": host, "port": port, "reference_names": (host,)}
     if alias.failed or alias.security in (Security.BOGUS, Security.INDETERMINATE):
-        return DanePolicy(
-            state=DaneState.FAILED,
-            reason=FailureReason.DNSSEC_INVALID,
-            detail=f"CNAME lookup for {host} is {alias.security}"
-            f"{': ' + alias.why if alias.why else ''}; the MX must not be used "
-            "(RFC 7672 §2.2.2)",
-            **common,
-        )
+        return _failed(f"CNAME lookup for {host}", alias.security, alias.why, "§2.2.2", host, port)
     if alias.security is Security.SECURE and alias.records:
         return None
+    common = {"base_domain": host, "port": port, "reference_names": (host,)}
     return DanePolicy(
         state=DaneState.INSECURE,
         detail=f"{host} is an alias whose own CNAME record is "
         f"{'insecure' if alias.records else 'gone'} and whose address records are "
         "insecure: no TLSA lookup, DANE does not apply (RFC 7672 §2.2.2)",
         **common,
+    )
+
+
+def _failed(  # noqa: PLR0917 - one call shape for three lookups
+    what: str, security: Security, why: str, rule: str, host: str, port: int
+) -> DanePolicy:
+    """A lookup failed, or its answer was bogus or indeterminate: the MX must not be used."""
+    return DanePolicy(
+        state=DaneState.FAILED,
+        reason=FailureReason.DNSSEC_INVALID,
+        detail=f"{what} is {security}{': ' + why if why else ''}; the MX must not be used "
+        f"(RFC 7672 {rule})",
+        base_domain=host,
+        port=port,
+        reference_names=(host,),
     )
 
 
