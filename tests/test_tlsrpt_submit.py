@@ -396,6 +396,15 @@ def test_an_rsa_pem_for_ed25519_is_a_usage_error() -> None:
         sign_report_message(b"From: a@d.example\r\n\r\nx\r\n", key)
 
 
+def test_an_unreadable_ed25519_pem_is_a_usage_error() -> None:
+    from mtasecure.transport.report_submit import sign_report_message
+
+    pem = b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
+    key = DkimKey(selector="s", domain="d.example", private_key=pem, algorithm="ed25519-sha256")
+    with pytest.raises(UsageError, match="unreadable Ed25519 key"):
+        sign_report_message(b"From: a@d.example\r\n\r\nx\r\n", key)
+
+
 def test_an_unknown_dkim_algorithm_is_refused() -> None:
     from pydantic import ValidationError
 
